@@ -1,0 +1,57 @@
+"""Inputs and outputs of the activities (they cross the Temporal boundary, so they are models).
+
+None of them carries a credential: activities look those up by portal id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ReadContext(BaseModel):
+    portal_id: int
+    action: str
+    object_id: int
+
+
+class FindProducts(BaseModel):
+    portal_id: int
+    hubspot_product_ids: list[str]
+
+
+class KleerWrite(BaseModel):
+    portal_id: int
+    kind: str
+    payload: dict[str, Any]
+    foreign_id: str | None = None  # create: the durable marker that makes retries safe
+    record_id: int | None = None  # update: the record to change
+
+
+class KleerWritten(BaseModel):
+    id: int
+    record: dict[str, Any]
+    existed: bool = False  # found by its marker: an earlier attempt had created it
+
+
+class WriteBack(BaseModel):
+    portal_id: int
+    hubspot_type: str
+    object_id: int
+    properties: dict[str, str]
+
+
+class SyncBack(BaseModel):
+    portal_id: int
+    hubspot_type: str
+    kleer_id: str
+    properties: dict[str, str]
+    line_items: list[dict[str, str]] = Field(default_factory=list)
+    associations: list[tuple[str, str]] = Field(default_factory=list)  # (object type, id)
+
+
+class Completion(BaseModel):
+    portal_id: int
+    callback_id: str
+    output_fields: dict[str, str]

@@ -1,0 +1,159 @@
+"""Async client for the HubSpot CRM, callback and action-definition APIs we use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import httpx
+
+from hubspot_api.models import CrmObject, UpsertResult
+from service_errors import ServiceError, error_from_response, error_from_transport
+
+# Dated variants exist (/automation/actions/callbacks/2026-03/...): change it here only.
+CALLBACKS_PATH = "/automation/v4/actions/callbacks"
+ACTIONS_PATH = "/automation/v4/actions"
+BATCH_LIMIT = 100
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+        self.calls = 0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, ok: Iterable[int] = (), **kwargs: Any) -> Any:
+        self.calls += 1
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise error_from_transport("HubSpot", exc) from None
+        if response.status_code >= 400 and response.status_code not in ok:
+            raise error_from_response("HubSpot", response)
+        return response.json() if response.content else {}
+
+    # --- CRM records -------------------------------------------------------------------------
+    async def get_object(
+        self, object_type: str, object_id: str | int, properties: Sequence[str],
+        associations: Sequence[str] = (),
+    ) -> CrmObject:
+        params = {"properties": ",".join(properties)}
+        if associations:
+            params["associations"] = ",".join(associations)
+        body = await self._request("GET", f"/crm/v3/objects/{object_type}/{object_id}", params=params)
+        return CrmObject.model_validate(body)
+
+    async def batch_read(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[CrmObject]:
+        """Read many records; a missing one (207 partial answer) is an error: rows must be whole."""
+        results: list[CrmObject] = []
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start:start + BATCH_LIMIT]
+            body = await self._request(
+                "POST", f"/crm/v3/objects/{object_type}/batch/read",
+                json={"properties": list(properties), "inputs": [{"id": i} for i in chunk]},
+            )
+            if body.get("errors"):
+                raise ServiceError("HubSpot", f"{object_type} not found: {body['errors'][0].get('message')}",
+                                   404, "OBJECT_NOT_FOUND")
+            results += [CrmObject.model_validate(r) for r in body.get("results", [])]
+        order = {i: n for n, i in enumerate(ids)}
+        return sorted(results, key=lambda r: order.get(r.id, len(order)))
+
+    async def update_object(
+        self, object_type: str, object_id: str | int, properties: dict[str, str]
+    ) -> CrmObject:
+        body = await self._request(
+            "PATCH", f"/crm/v3/objects/{object_type}/{object_id}", json={"properties": properties}
+        )
+        return CrmObject.model_validate(body)
+
+    async def batch_upsert(
+        self, object_type: str, id_property: str, inputs: Sequence[tuple[str, dict[str, str]]]
+    ) -> list[UpsertResult]:
+        body = await self._request(
+            "POST", f"/crm/v3/objects/{object_type}/batch/upsert",
+            json={"inputs": [{"idProperty": id_property, "id": key, "properties": props}
+                             for key, props in inputs]},
+        )
+        return [UpsertResult.model_validate(r) for r in body.get("results", [])]
+
+    async def batch_create(self, object_type: str, inputs: Sequence[dict[str, Any]]) -> list[CrmObject]:
+        results: list[CrmObject] = []
+        for start in range(0, len(inputs), BATCH_LIMIT):
+            body = await self._request(
+                "POST", f"/crm/v3/objects/{object_type}/batch/create",
+                json={"inputs": list(inputs[start:start + BATCH_LIMIT])},
+            )
+            results += [CrmObject.model_validate(r) for r in body.get("results", [])]
+        return results
+
+    async def batch_archive(self, object_type: str, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), BATCH_LIMIT):
+            await self._request(
+                "POST", f"/crm/v3/objects/{object_type}/batch/archive",
+                json={"inputs": [{"id": i} for i in ids[start:start + BATCH_LIMIT]]},
+            )
+
+    async def associate_default(
+        self, from_type: str, from_id: str, to_type: str, to_id: str
+    ) -> None:
+        await self._request(
+            "PUT", f"/crm/v4/objects/{from_type}/{from_id}/associations/default/{to_type}/{to_id}"
+        )
+
+    async def batch_associate_default(
+        self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        for start in range(0, len(pairs), BATCH_LIMIT):
+            await self._request(
+                "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
+                json={"inputs": [{"from": {"id": a}, "to": {"id": b}}
+                                 for a, b in pairs[start:start + BATCH_LIMIT]]},
+            )
+
+    async def associated_ids(self, from_type: str, from_id: str, to_type: str) -> list[str]:
+        body = await self._request("GET", f"/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}")
+        return [str(r["toObjectId"]) for r in body.get("results", [])]
+
+    # --- Workflow action callbacks -----------------------------------------------------------
+    async def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:
+        await self._request(
+            "POST", f"{CALLBACKS_PATH}/{callback_id}/complete", json={"outputFields": output_fields}
+        )
+
+    async def complete_callbacks(self, completions: Sequence[tuple[str, dict[str, str]]]) -> None:
+        for start in range(0, len(completions), BATCH_LIMIT):
+            await self._request(
+                "POST", f"{CALLBACKS_PATH}/complete",
+                json={"inputs": [{"callbackId": cid, "outputFields": out}
+                                 for cid, out in completions[start:start + BATCH_LIMIT]]},
+            )
+
+    # --- Properties (portal setup) -----------------------------------------------------------
+    async def list_properties(self, object_type: str) -> list[dict[str, Any]]:
+        return (await self._request("GET", f"/crm/v3/properties/{object_type}")).get("results", [])
+
+    async def create_property(self, object_type: str, definition: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", f"/crm/v3/properties/{object_type}", json=definition)
+
+    async def list_property_groups(self, object_type: str) -> list[dict[str, Any]]:
+        body = await self._request("GET", f"/crm/v3/properties/{object_type}/groups")
+        return body.get("results", [])
+
+    async def create_property_group(self, object_type: str, group: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", f"/crm/v3/properties/{object_type}/groups", json=group)

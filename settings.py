@@ -1,0 +1,100 @@
+"""Configuration from environment variables (see README "Configuration" and `.env.example`).
+
+Secrets (HubSpot tokens, Kleer API keys, the app client secret) live only here, in the processes
+that need them. Workflows carry a portal id and look credentials up inside activities, so no secret
+ever enters a Temporal history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PortalCredentials:
+    portal_id: int
+    hubspot_token: str = field(repr=False)
+    kleer_company_id: int
+    kleer_api_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    hubspot_base_url: str = "https://api.hubapi.com"
+    kleer_base_url: str = "https://api.accounting.pe/v1/"
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "kleer-hubspot"
+    hubspot_client_secret: str = field(default="", repr=False)
+    # The URL HubSpot calls, when a proxy makes it differ from what the API process sees.
+    public_base_url: str | None = None
+    portals: dict[int, PortalCredentials] = field(default_factory=dict, repr=False)
+    mappings_dir: Path | None = None
+    # How long HubSpot waits for our callback (ISO-8601 duration in the BLOCK answer).
+    callback_expiration: str = "P1D"
+    http_timeout_s: float = 15.0
+    max_request_bytes: int = 1_000_000
+    # Key for the payload codec that encrypts customer data in Temporal histories.
+    payload_key: str | None = field(default=None, repr=False)
+
+    def portal(self, portal_id: int) -> PortalCredentials:
+        try:
+            return self.portals[portal_id]
+        except KeyError:
+            raise UnknownPortalError(portal_id) from None
+
+
+class UnknownPortalError(LookupError):
+    def __init__(self, portal_id: int) -> None:
+        super().__init__(f"portal {portal_id} is not connected (no credentials configured)")
+        self.portal_id = portal_id
+
+
+_PORTAL_VAR = re.compile(r"^PORTAL_(\d+)_(HUBSPOT_TOKEN|KLEER_COMPANY_ID|KLEER_API_KEY)$")
+
+
+def _portals_from_env(env: dict[str, str]) -> dict[int, PortalCredentials]:
+    """Portals from `PORTAL_<id>_*` variables and/or a JSON file named by `PORTALS_FILE`."""
+    raw: dict[int, dict[str, str]] = {}
+    if env.get("PORTALS_FILE"):
+        for pid, values in json.loads(Path(env["PORTALS_FILE"]).read_text()).items():
+            raw[int(pid)] = {k.lower(): str(v) for k, v in values.items()}
+    for key, value in env.items():
+        m = _PORTAL_VAR.match(key)
+        if m:
+            raw.setdefault(int(m.group(1)), {})[m.group(2).lower()] = value
+    portals = {}
+    for pid, values in raw.items():
+        missing = {"hubspot_token", "kleer_company_id", "kleer_api_key"} - values.keys()
+        if missing:
+            raise ValueError(f"portal {pid}: missing {', '.join(sorted(missing))}")
+        portals[pid] = PortalCredentials(
+            portal_id=pid,
+            hubspot_token=values["hubspot_token"],
+            kleer_company_id=int(values["kleer_company_id"]),
+            kleer_api_key=values["kleer_api_key"],
+        )
+    return portals
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    d = Settings()
+    return Settings(
+        hubspot_base_url=env.get("HUBSPOT_API_BASE_URL", d.hubspot_base_url),
+        kleer_base_url=env.get("KLEER_API_BASE_URL", d.kleer_base_url),
+        temporal_address=env.get("TEMPORAL_ADDRESS", d.temporal_address),
+        temporal_namespace=env.get("TEMPORAL_NAMESPACE", d.temporal_namespace),
+        task_queue=env.get("TEMPORAL_TASK_QUEUE", d.task_queue),
+        hubspot_client_secret=env.get("HUBSPOT_CLIENT_SECRET", ""),
+        public_base_url=env.get("PUBLIC_BASE_URL") or None,
+        portals=_portals_from_env(env),
+        mappings_dir=Path(env["MAPPINGS_DIR"]) if env.get("MAPPINGS_DIR") else None,
+        callback_expiration=env.get("HUBSPOT_CALLBACK_EXPIRATION", d.callback_expiration),
+        http_timeout_s=float(env.get("HTTP_TIMEOUT_SECONDS", d.http_timeout_s)),
+        payload_key=env.get("PAYLOAD_ENCRYPTION_KEY") or None,
+    )

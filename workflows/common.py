@@ -1,0 +1,133 @@
+"""The one shape every action runs: read -> skip? -> prerequisites -> validate -> write -> write back
+-> sync back -> complete. Each action's workflow file only names its ActionSpec.
+
+Deterministic: all I/O is in activities; ActionSpec.build() is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from actions.base import ActionSpec, foreign_id
+    from actions.fields import InputError
+    from actions.rows import product_ids
+    from activities.hubspot import HubSpotActivities
+    from activities.kleer import KleerActivities
+    from activities.models import (
+        Completion, FindProducts, KleerWrite, KleerWritten, ReadContext, SyncBack, WriteBack,
+    )
+    from workflows.models import ActionExecution, ActionResult
+
+T = TypeVar("T")
+
+# Transient faults (timeouts, 5xx, 429) are retried with backoff for hours; a 429's Retry-After
+# overrides the backoff (ApplicationError.next_retry_delay). Final errors are non-retryable.
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=2))
+STEP = {"start_to_close_timeout": timedelta(seconds=60),
+        "schedule_to_close_timeout": timedelta(hours=6), "retry_policy": RETRY}
+# The callback outlives the other steps: HubSpot waits for it as long as the BLOCK answer said.
+COMPLETE = {**STEP, "schedule_to_close_timeout": timedelta(hours=23)}
+
+
+class FinalFailure(Exception):
+    """Ends the action as FAIL_CONTINUE with a message the HubSpot user can act on."""
+
+    def __init__(self, message: str, kleer_id: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kleer_id = kleer_id
+
+
+async def _step(
+    activity: Callable[..., Awaitable[T]], arg: Any, failure: str = "", kleer_id: str = ""
+) -> T:
+    try:
+        return await workflow.execute_activity_method(activity, arg, **STEP)
+    except ActivityError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+            message = f"gave up after retrying for hours: {message}"
+        raise FinalFailure(failure + message, kleer_id) from None
+
+
+async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
+    try:
+        result = await _perform(spec, ex)
+    except FinalFailure as failure:
+        result = ActionResult(state="FAIL_CONTINUE", result="failed", kleer_id=failure.kleer_id,
+                              error_message=failure.message)
+    workflow.logger.info("action %s on %s %s: %s %s", spec.key, ex.object_type, ex.object_id,
+                         result.result, result.error_message)
+    callback = await workflow.execute_activity_method(
+        HubSpotActivities.complete,
+        Completion(portal_id=ex.portal_id, callback_id=ex.callback_id,
+                   output_fields=result.output_fields()),
+        **COMPLETE,
+    )
+    return result.model_copy(update={"callback": callback})
+
+
+async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
+    ctx = await _step(HubSpotActivities.read_context,
+                      ReadContext(portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id))
+    existing = ctx.record.prop(spec.id_property)
+    if spec.operation == "create" and existing:
+        return ActionResult(state="SUCCESS", result="skipped", kleer_id=existing)
+    if problem := spec.prerequisite_error(ctx):
+        raise FinalFailure(problem)
+
+    if spec.reads_line_items and (wanted := product_ids(ctx.line_items)):
+        ctx.products = await _step(KleerActivities.find_products,
+                                   FindProducts(portal_id=ex.portal_id, hubspot_product_ids=wanted))
+    try:
+        record = spec.build(ctx, ex.input_fields)
+    except InputError as exc:
+        raise FinalFailure(str(exc)) from None
+
+    what = f"Kleer {spec.kleer_kind}"
+    written: KleerWritten
+    if spec.operation == "create":
+        written = await _step(KleerActivities.create, KleerWrite(
+            portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
+            foreign_id=getattr(record, "foreign_id", None),
+        ), failure=f"{what} not created: ")
+        kleer_id = str(written.id)
+        await _step(HubSpotActivities.write_back, WriteBack(
+            portal_id=ex.portal_id, hubspot_type=spec.hubspot_type, object_id=ex.object_id,
+            properties={spec.id_property: kleer_id},
+        ), failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ",
+            kleer_id=kleer_id)
+    else:
+        if not (existing or "").isdigit():
+            raise FinalFailure(f'{spec.id_property} "{existing}" is not a Kleer id (a number)')
+        written = await _step(KleerActivities.update, KleerWrite(
+            portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
+            record_id=int(existing or 0),
+        ), failure=f"{what} {existing} not updated: ", kleer_id=existing or "")
+        kleer_id = str(written.id)
+
+    if spec.sync is not None:
+        associations = [("deals", ctx.record.id)]
+        if ctx.company is not None:
+            associations.append(("companies", ctx.company.id))
+        await _step(HubSpotActivities.sync_back, SyncBack(
+            portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
+            properties=spec.sync.properties(written.record),
+            line_items=spec.sync.line_items(written.record), associations=associations,
+        ), failure=f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: ",
+            kleer_id=kleer_id)
+
+    result = "created" if spec.operation == "create" else "updated"
+    return ActionResult(state="SUCCESS", result=result, kleer_id=kleer_id)
+
+
+__all__ = ["run_action", "foreign_id"]

@@ -1,0 +1,15 @@
+"""Create Kleer Invoice: see actions/invoice.py for its inputs and Kleer mapping."""
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from actions.invoice import SPEC
+    from workflows.common import run_action
+    from workflows.models import ActionExecution, ActionResult
+
+
+@workflow.defn(name="CreateKleerInvoice")
+class CreateKleerInvoice:
+    @workflow.run
+    async def run(self, execution: ActionExecution) -> ActionResult:
+        return await run_action(SPEC, execution)
