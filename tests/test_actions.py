@@ -9,7 +9,7 @@ import pytest
 from actions import ACTIONS
 from actions.base import ActionContext
 from actions.fields import InputError, parse_money, to_cents
-from actions.mappings import FieldMapping, apply_mappings, DEFAULTS
+from actions.mappings import DEFAULTS, FieldMapping, apply_mappings
 from hubspot_api.models import CrmObject
 
 

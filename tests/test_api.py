@@ -1,0 +1,130 @@
+"""The HTTP front door: signatures, request validation, one workflow per callbackId."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+from temporalio.service import RPCError
+
+from hubspot_api.signature import signed_headers
+from simulators.driver import build_execution_body
+from tests.conftest import PORTAL
+from workflows.models import workflow_id
+
+SECRET = "demo-client-secret"
+
+
+async def post(stack, body: bytes, headers: dict[str, str], action: str = "create-client"):
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(stack.action_url(action), content=body,
+                               headers={"Content-Type": "application/json", **headers})
+
+
+def execution(stack, callback_id: str, name: str = "Signed AB") -> bytes:
+    cid = stack.hubspot.create_object(PORTAL, "companies", {"name": name})
+    stack.hubspot.expect_callback(PORTAL, callback_id)
+    return json.dumps(build_execution_body(PORTAL, "COMPANY", int(cid), {"name": name},
+                                           callback_id=callback_id)).encode()
+
+
+async def workflow_exists(stack, callback_id: str) -> bool:
+    try:
+        await stack.client.get_workflow_handle(workflow_id(callback_id)).describe()
+        return True
+    except RPCError:
+        return False
+
+
+async def test_v3_and_v2_signatures_are_accepted(stack):
+    for version in ("v3", "v2"):
+        body = execution(stack, f"cb-ok-{version}")
+        url = stack.action_url("create-client")
+        response = await post(stack, body, signed_headers(SECRET, "POST", url, body, version))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"outputFields": {"hs_execution_state": "BLOCK",
+                                                     "hs_expiration_duration": "P1D"}}
+        assert await workflow_exists(stack, f"cb-ok-{version}")
+
+
+async def test_bad_signatures_are_rejected_and_start_nothing(stack):
+    url = stack.action_url("create-client")
+    cases = {}
+    body = execution(stack, "cb-tampered")
+    headers = signed_headers(SECRET, "POST", url, body)
+    cases["cb-tampered"] = (body.replace(b"Signed AB", b"Evil AB"), headers)
+    body = execution(stack, "cb-wrong-secret")
+    cases["cb-wrong-secret"] = (body, signed_headers("not-the-secret", "POST", url, body))
+    body = execution(stack, "cb-stale")
+    stale = int(time.time() * 1000) - 6 * 60 * 1000
+    cases["cb-stale"] = (body, signed_headers(SECRET, "POST", url, body, timestamp_ms=stale))
+    body = execution(stack, "cb-unsigned")
+    cases["cb-unsigned"] = (body, {})
+    body = execution(stack, "cb-v2-tampered")
+    cases["cb-v2-tampered"] = (body + b" ", signed_headers(SECRET, "POST", url, body, "v2"))
+    for callback_id, (body, headers) in cases.items():
+        response = await post(stack, body, headers)
+        assert response.status_code == 401, (callback_id, response.text)
+        assert "signature" in response.json()["message"]
+        assert not await workflow_exists(stack, callback_id), callback_id
+
+
+async def signed_post(stack, body: bytes, action: str = "create-client"):
+    url = stack.action_url(action)
+    return await post(stack, body, signed_headers(SECRET, "POST", url, body), action)
+
+
+async def test_invalid_requests_get_clear_4xx(stack):
+    response = await signed_post(stack, b"{not json")
+    assert response.status_code == 422 and "not a HubSpot action execution" in response.text
+    response = await signed_post(stack, json.dumps({"callbackId": "x"}).encode())
+    assert response.status_code == 422
+    assert {"origin", "object"} <= {e["loc"][0] for e in response.json()["detail"]}
+    body = json.dumps(build_execution_body(PORTAL, "DEAL", 1, {}, callback_id="cb-type")).encode()
+    response = await signed_post(stack, body)
+    assert response.status_code == 422 and "runs on COMPANY records" in response.text
+    body = json.dumps(build_execution_body(PORTAL, "DEAL", 1, {}, callback_id="cb-u")).encode()
+    response = await signed_post(stack, body, action="create-nothing")
+    assert response.status_code == 404
+    huge = json.dumps(build_execution_body(PORTAL, "COMPANY", 1, {"name": "x" * 2_000_000},
+                                           callback_id="cb-huge")).encode()
+    response = await signed_post(stack, huge)
+    assert response.status_code == 413
+    for callback_id in ("cb-type", "cb-u", "cb-huge"):
+        assert not await workflow_exists(stack, callback_id)
+
+
+async def test_unknown_portal_fails_at_once(stack):
+    body = json.dumps(build_execution_body(99999, "COMPANY", 1, {"name": "X"},
+                                           callback_id="cb-unknown-portal")).encode()
+    response = await signed_post(stack, body)
+    assert response.status_code == 200
+    out = response.json()["outputFields"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE"
+    assert "portal 99999 is not connected" in out["error_message"]
+    assert not await workflow_exists(stack, "cb-unknown-portal")
+
+
+async def test_duplicate_delivery_starts_one_workflow(stack, run):
+    callback_id = "cb-duplicate-1"
+    body = execution(stack, callback_id, name="Duplicate AB")
+    answers = await asyncio.gather(*(signed_post(stack, body) for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    outputs = await run.driver.wait_for_completion(callback_id, timeout_s=60)
+    assert outputs["result"] == "created"
+    # Delivered again after it finished: still one run, one client.
+    assert (await signed_post(stack, body)).status_code == 200
+    names = [c["name"] for c in stack.kleer.records(1, "client")]
+    assert names.count("Duplicate AB") == 1
+    runs = [w async for w in stack.client.list_workflows(
+        f"WorkflowId = '{workflow_id(callback_id)}'")]
+    assert len(runs) == 1
+    assert stack.hubspot.callbacks()[callback_id]["completions"] == 1
+
+
+async def test_health(stack):
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{stack.api.url}/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
