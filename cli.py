@@ -56,7 +56,8 @@ Local stack is up (all on 127.0.0.1):
 """, flush=True)
         if not args.no_demo:
             print("Demo: signed HubSpot executions of every action\n", flush=True)
-            await run_demo(stack.api.url, stack.hubspot_url, stack.settings.hubspot_client_secret,
+            await run_demo(stack.api.url, stack.hubspot_url, stack.kleer_url,
+                           stack.settings.hubspot_client_secret,
                            DEMO_PORTAL, ui)
             print(f"\nAll runs: {ui}/namespaces/default/workflows", flush=True)
         if args.exit_after_demo:

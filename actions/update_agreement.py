@@ -24,4 +24,6 @@ SPEC = replace(
                 "fields change and the deal's line items replace the agreement's rows.",
     operation="update",
     build=build,
+    # The agreement's client is fixed; the company is read only by the create actions.
+    needs_company=False,
 )

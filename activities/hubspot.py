@@ -79,24 +79,41 @@ class HubSpotActivities:
     @activity.defn(name="hubspot.sync_back")
     @translate_errors
     async def sync_back(self, req: SyncBack) -> str:
-        """Upsert the HubSpot mirror by Kleer id; its line items are replaced, never duplicated."""
+        """Mirror the Kleer record in HubSpot, keyed by its Kleer id: never two mirrors, never
+        duplicated line items.
+
+        A new record is created with its associations inline (one call); when it exists already
+        (an update, or a retry after a lost answer: 409 on the unique kleer_id) it is upserted
+        and its line items are replaced.
+        """
         hubspot = self.client(req.portal_id)
-        [mirror] = await hubspot.batch_upsert(
-            req.hubspot_type, "kleer_id", [(req.kleer_id, {**req.properties, "kleer_id": req.kleer_id})]
-        )
-        if mirror.new:
-            for to_type, to_id in req.associations:
-                await hubspot.associate_default(req.hubspot_type, mirror.id, to_type, to_id)
-        else:
-            old = await hubspot.associated_ids(req.hubspot_type, mirror.id, "line_items")
-            if old:
-                await hubspot.batch_archive("line_items", old)
+        props = {**req.properties, "kleer_id": req.kleer_id}
+        mirror_id = None
+        if req.expect_new:
+            try:
+                [mirror] = await hubspot.batch_create(req.hubspot_type, [{
+                    "properties": props,
+                    "associations": await hubspot.inline_associations(req.hubspot_type,
+                                                                      req.associations)}])
+                mirror_id = mirror.id
+            except ServiceError as exc:
+                if exc.status != 409:
+                    raise
+        if mirror_id is None:
+            [upserted] = await hubspot.batch_upsert(req.hubspot_type, "kleer_id",
+                                                    [(req.kleer_id, props)])
+            mirror_id = upserted.id
+            if upserted.new:
+                await hubspot.batch_associate_all(req.hubspot_type, mirror_id, req.associations)
+            else:
+                old = await hubspot.associated_ids(req.hubspot_type, mirror_id, "line_items")
+                if old:
+                    await hubspot.batch_archive("line_items", old)
         if req.line_items:
-            created = await hubspot.batch_create("line_items", [{"properties": p} for p in req.line_items])
-            await hubspot.batch_associate_default(
-                "line_items", req.hubspot_type, [(item.id, mirror.id) for item in created]
-            )
-        return mirror.id
+            link = await hubspot.inline_associations("line_items", [(req.hubspot_type, mirror_id)])
+            await hubspot.batch_create("line_items", [{"properties": p, "associations": link}
+                                                      for p in req.line_items])
+        return mirror_id
 
     @activity.defn(name="hubspot.complete")
     @translate_errors

@@ -49,6 +49,7 @@ class SyncBack(BaseModel):
     properties: dict[str, str]
     line_items: list[dict[str, str]] = Field(default_factory=list)
     associations: list[tuple[str, str]] = Field(default_factory=list)  # (object type, id)
+    expect_new: bool = True  # create actions: try a plain create first (cheapest when new)
 
 
 class Completion(BaseModel):

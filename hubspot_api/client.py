@@ -31,6 +31,7 @@ class HubSpotClient:
             transport=transport,
         )
         self.calls = 0
+        self._type_ids: dict[tuple[str, str], int] = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -125,6 +126,33 @@ class HubSpotClient:
                 json={"inputs": [{"from": {"id": a}, "to": {"id": b}}
                                  for a, b in pairs[start:start + BATCH_LIMIT]]},
             )
+
+    async def batch_associate_all(self, from_type: str, from_id: str,
+                                  targets: Sequence[tuple[str, str]]) -> None:
+        for to_type, to_id in targets:
+            await self.associate_default(from_type, from_id, to_type, to_id)
+
+    async def default_type_id(self, from_type: str, to_type: str) -> int:
+        """The HUBSPOT_DEFINED unlabeled association type between two object types (cached).
+
+        Inline associations on create need a typeId; asking the portal once beats hard-coding ids.
+        """
+        key = (from_type, to_type)
+        if key not in self._type_ids:
+            body = await self._request("GET", f"/crm/v4/associations/{from_type}/{to_type}/labels")
+            defined = [r for r in body.get("results", []) if r.get("category") == "HUBSPOT_DEFINED"]
+            unlabeled = [r for r in defined if not r.get("label")] or defined
+            if not unlabeled:
+                raise ServiceError("HubSpot", f"no association type from {from_type} to {to_type}", 400)
+            self._type_ids[key] = int(unlabeled[0]["typeId"])
+        return self._type_ids[key]
+
+    async def inline_associations(self, from_type: str, targets: Sequence[tuple[str, str]]
+                                  ) -> list[dict[str, Any]]:
+        return [{"to": {"id": to_id}, "types": [{
+            "associationCategory": "HUBSPOT_DEFINED",
+            "associationTypeId": await self.default_type_id(from_type, to_type)}]}
+            for to_type, to_id in targets]
 
     async def associated_ids(self, from_type: str, from_id: str, to_type: str) -> list[str]:
         body = await self._request("GET", f"/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}")

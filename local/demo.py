@@ -83,29 +83,42 @@ STEPS = [
 ]
 
 
-async def run_demo(api_url: str, hubspot_url: str, client_secret: str, portal_id: int,
-                   ui_url: str | None = None, namespace: str = "default") -> list[dict]:
+async def _call_counts(driver: HubSpotDriver, kleer_url: str) -> tuple[int, int]:
+    """Calls our code made so far, from the simulators' call logs (admin calls not counted)."""
+    http = driver._http
+    hubspot = (await http.get(f"{driver.hubspot_sim_url}/_sim/calls")).json()["calls"]
+    kleer = (await http.get(f"{kleer_url}/_sim/calls")).json()["calls"]
+    return len(hubspot), len(kleer)
+
+
+async def run_demo(api_url: str, hubspot_url: str, kleer_url: str, client_secret: str,
+                   portal_id: int, ui_url: str | None = None,
+                   namespace: str = "default") -> list[dict]:
     """Run every step in order (later steps depend on earlier ones) and print the outcome."""
     rows = []
     async with httpx.AsyncClient(timeout=30) as http:
         ids = await _seed(http, hubspot_url, portal_id)
     async with HubSpotDriver(f"{api_url}/hubspot/actions/", client_secret, hubspot_url) as driver:
         for step in STEPS:
+            before = await _call_counts(driver, kleer_url)
             delivery = await driver.execute(
                 portal_id, step.object_type, int(ids[step.object_ref]), step.inputs,
                 action_url=f"{api_url}/hubspot/actions/{step.action}")
             outputs = await driver.wait_for_completion(delivery.callback_id, timeout_s=120)
+            after = await _call_counts(driver, kleer_url)
             row = {"step": step.title, "action": step.action,
                    "object": f"{step.object_type} {ids[step.object_ref]}", **outputs,
-                   "workflow_id": workflow_id(delivery.callback_id)}
+                   "workflow_id": workflow_id(delivery.callback_id),
+                   "hubspot_calls": after[0] - before[0], "kleer_calls": after[1] - before[1]}
             rows.append(row)
             _print(row, ui_url, namespace)
     return rows
 
 
 def _print(row: dict, ui_url: str | None, namespace: str) -> None:
-    outcome = f"{row['result']:<8} kleer_id={row['kleer_id'] or '-'}"
-    print(f"- {row['step']:<48} {row['action']:<29} {row['object']:<14} {outcome}")
+    outcome = f"{row['result']:<8} kleer_id={row['kleer_id'] or '-':<4}"
+    calls = f"calls: HubSpot {row['hubspot_calls']}, Kleer {row['kleer_calls']}"
+    print(f"- {row['step']:<48} {row['action']:<29} {row['object']:<13} {outcome} {calls}")
     if row.get("error_message"):
         print(f"    error_message: {row['error_message']}")
     if ui_url:
@@ -113,5 +126,5 @@ def _print(row: dict, ui_url: str | None, namespace: str) -> None:
 
 
 if __name__ == "__main__":  # against an already running `kleer-hubspot dev --no-demo`
-    asyncio.run(run_demo("http://127.0.0.1:8000", "http://127.0.0.1:8101", "demo-client-secret",
-                         12345, "http://localhost:8233"))
+    asyncio.run(run_demo("http://127.0.0.1:8000", "http://127.0.0.1:8101", "http://127.0.0.1:8102",
+                         "demo-client-secret", 12345, "http://localhost:8233"))

@@ -344,6 +344,15 @@ def list_associations(request: Request, portal: Portal, body: Any) -> Result:
     return 200, {"results": results}
 
 
+def association_labels(request: Request, portal: Portal, body: Any) -> Result:
+    """The association types defined from one object type to another (v4 labels API)."""
+    from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
+    results = [{"category": "HUBSPOT_DEFINED", "typeId": tid, "label": label}
+               for tid, (f, t, _, label) in sorted(ASSOCIATION_TYPES.items())
+               if (f, t) == (from_type, to_type)]
+    return 200, {"results": results}
+
+
 # -- properties --
 
 def list_properties(request: Request, portal: Portal, body: Any) -> Result:
@@ -557,6 +566,7 @@ def routes(state: HubSpotState) -> list[Route]:
                associate_default, "PUT"),
         portal("/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}",
                list_associations, "GET"),
+        portal("/crm/v4/associations/{from_type}/{to_type}/labels", association_labels, "GET"),
         portal("/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
                batch_associate_default, "POST"),
         portal("/crm/v3/properties/{object_type}", list_properties, "GET"),

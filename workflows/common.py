@@ -129,6 +129,7 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
             portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
             properties=spec.sync.properties(written.record),
             line_items=spec.sync.line_items(written.record), associations=associations,
+            expect_new=spec.operation == "create",
         ), failure=f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: ",
             kleer_id=kleer_id)
 
