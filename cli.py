@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 
 
@@ -31,9 +30,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def cmd_simulators(args: argparse.Namespace) -> None:
     from simulators.__main__ import main as sims_main
 
-    sys.argv = [sys.argv[0], "--hubspot-port", str(args.hubspot_port),
-                "--kleer-port", str(args.kleer_port)]
-    sims_main()
+    sims_main(["--hubspot-port", str(args.hubspot_port), "--kleer-port", str(args.kleer_port)])
 
 
 async def _dev(args: argparse.Namespace) -> None:
