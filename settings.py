@@ -13,6 +13,22 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel
+
+
+class StepPolicy(BaseModel):
+    """Timeouts and retries of each step, fixed per run when it starts (so replays agree).
+
+    Transient faults are retried with exponential backoff (a 429's Retry-After overrides it)
+    until `give_up_after_s`; then the action fails with a message instead of hanging forever.
+    """
+
+    start_to_close_s: float = 30
+    initial_retry_s: float = 1
+    max_retry_s: float = 120
+    give_up_after_s: float = 6 * 3600
+    callback_give_up_after_s: float = 23 * 3600
+
 
 @dataclass(frozen=True)
 class PortalCredentials:
@@ -37,9 +53,20 @@ class Settings:
     # How long HubSpot waits for our callback (ISO-8601 duration in the BLOCK answer).
     callback_expiration: str = "P1D"
     http_timeout_s: float = 15.0
+    # After a create whose outcome is unknown (timeout, dropped connection), wait this long before
+    # looking for the record, so a request Kleer is still processing has committed by then.
+    create_settle_s: float = 45.0
     max_request_bytes: int = 1_000_000
-    # Key for the payload codec that encrypts customer data in Temporal histories.
+    # Keys (newest first, comma separated) for the codec that encrypts histories (codec.py).
     payload_key: str | None = field(default=None, repr=False)
+    codec_auth_token: str | None = field(default=None, repr=False)
+    codec_cors_origins: tuple[str, ...] = ("http://localhost:8233", "http://localhost:8080")
+    # Temporal Cloud / TLS clusters.
+    temporal_tls: bool = False
+    temporal_api_key: str | None = field(default=None, repr=False)
+    # Custom search attributes (portal, action, object, result); must be registered on the cluster.
+    search_attributes: bool = True
+    step_policy: StepPolicy = field(default_factory=StepPolicy)
 
     def portal(self, portal_id: int) -> PortalCredentials:
         try:
@@ -96,5 +123,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         mappings_dir=Path(env["MAPPINGS_DIR"]) if env.get("MAPPINGS_DIR") else None,
         callback_expiration=env.get("HUBSPOT_CALLBACK_EXPIRATION", d.callback_expiration),
         http_timeout_s=float(env.get("HTTP_TIMEOUT_SECONDS", d.http_timeout_s)),
+        create_settle_s=float(env.get("CREATE_SETTLE_SECONDS", d.create_settle_s)),
         payload_key=env.get("PAYLOAD_ENCRYPTION_KEY") or None,
+        codec_auth_token=env.get("CODEC_AUTH_TOKEN") or None,
+        codec_cors_origins=tuple(o.strip() for o in env.get("CODEC_CORS_ORIGINS", "").split(",")
+                                 if o.strip()) or d.codec_cors_origins,
+        temporal_tls=env.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),
+        temporal_api_key=env.get("TEMPORAL_API_KEY") or None,
+        search_attributes=env.get("TEMPORAL_SEARCH_ATTRIBUTES", "true").lower()
+        not in ("0", "false", "no"),
+        step_policy=StepPolicy(
+            start_to_close_s=float(env.get("STEP_TIMEOUT_SECONDS", 30)),
+            initial_retry_s=float(env.get("RETRY_INITIAL_SECONDS", 1)),
+            max_retry_s=float(env.get("RETRY_MAX_INTERVAL_SECONDS", 120)),
+            give_up_after_s=float(env.get("GIVE_UP_AFTER_SECONDS", 6 * 3600)),
+        ),
     )

@@ -1,4 +1,5 @@
-"""Connecting to Temporal with the project's data converter (pydantic; encryption when keyed)."""
+"""Connecting to Temporal with the project's data converter: pydantic payloads, encrypted when a
+payload key is configured (codec.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
+from codec import EncryptionCodec
 from settings import Settings
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    return pydantic_data_converter
+    if not settings.payload_key:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter,
+                               payload_codec=EncryptionCodec.from_setting(settings.payload_key))
 
 
 async def connect(settings: Settings) -> Client:
@@ -20,7 +25,6 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        tls=settings.temporal_tls,
+        api_key=settings.temporal_api_key,
     )
-
-
-__all__ = ["connect", "data_converter", "dataclasses"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import translate_errors
 from activities.models import FindProducts, KleerWrite, KleerWritten
 from kleer_api.client import KleerClient
+from service_errors import ServiceError
 from settings import Settings
 
 
@@ -40,7 +44,18 @@ class KleerActivities:
             activity.logger.info("kleer %s %s found by marker; not creating again",
                                  req.kind, existing.get("id"))
             return KleerWritten(id=int(existing["id"]), record=existing, existed=True)
-        new_id = await kleer.create(req.kind, req.payload)  # type: ignore[arg-type]
+        try:
+            new_id = await kleer.create(req.kind, req.payload)  # type: ignore[arg-type]
+        except ServiceError as exc:
+            if exc.status is None:
+                # Timed out or dropped: Kleer may still commit this request. Look again only once
+                # it has surely finished, or the lookup misses it and the retry creates a twin.
+                raise ApplicationError(f"{exc} (outcome unknown; looking again in "
+                                       f"{self._settings.create_settle_s:.0f} s)",
+                                       type="KleerOutcomeUnknown",
+                                       next_retry_delay=timedelta(
+                                           seconds=self._settings.create_settle_s)) from None
+            raise
         return KleerWritten(id=new_id, record=await kleer.get(req.kind, new_id))  # type: ignore[arg-type]
 
     async def _find_earlier(self, kleer: KleerClient, req: KleerWrite) -> dict | None:

@@ -183,5 +183,25 @@ class LocalStack:
         if self.temporal is not None:
             await asyncio.to_thread(self.temporal.stop)
 
+    def worker_env(self) -> dict[str, str]:
+        """Environment for a worker in another process (`python -m worker`) joining this stack."""
+        s = self.settings
+        env = {
+            "HUBSPOT_API_BASE_URL": s.hubspot_base_url, "KLEER_API_BASE_URL": s.kleer_base_url,
+            "TEMPORAL_ADDRESS": s.temporal_address, "TEMPORAL_NAMESPACE": s.temporal_namespace,
+            "TEMPORAL_TASK_QUEUE": s.task_queue, "HUBSPOT_CLIENT_SECRET": s.hubspot_client_secret,
+            "HTTP_TIMEOUT_SECONDS": str(s.http_timeout_s),
+            "CREATE_SETTLE_SECONDS": str(s.create_settle_s),
+        }
+        if s.payload_key:
+            env["PAYLOAD_ENCRYPTION_KEY"] = s.payload_key
+        if s.mappings_dir:
+            env["MAPPINGS_DIR"] = str(s.mappings_dir)
+        for pid, creds in s.portals.items():
+            env[f"PORTAL_{pid}_HUBSPOT_TOKEN"] = creds.hubspot_token
+            env[f"PORTAL_{pid}_KLEER_COMPANY_ID"] = str(creds.kleer_company_id)
+            env[f"PORTAL_{pid}_KLEER_API_KEY"] = creds.kleer_api_key
+        return env
+
     def action_url(self, action: str) -> str:
         return f"{self.api.url}/hubspot/actions/{action}"

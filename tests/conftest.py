@@ -16,10 +16,14 @@ from local.stack import (
     DEMO_PORTAL,
     LocalStack,
 )
-from settings import PortalCredentials, Settings
+from settings import PortalCredentials, Settings, StepPolicy
 from simulators.driver import HubSpotDriver
 
 PORTAL = DEMO_PORTAL
+PAYLOAD_KEY = "test-payload-key-not-a-secret-in-prod"
+CODEC_TOKEN = "test-codec-token"
+# Fast retries so fault tests finish in seconds; production defaults are in settings.StepPolicy.
+FAST = StepPolicy(start_to_close_s=8, initial_retry_s=0.2, max_retry_s=2, give_up_after_s=90)
 # A second portal with its own Kleer company and its own field mappings.
 OTHER_PORTAL, OTHER_TOKEN, OTHER_COMPANY, OTHER_KEY = 777, "hs-token-777", 2, "kleer-key-2"
 
@@ -44,7 +48,11 @@ async def stack(mappings_dir: Path, tmp_path_factory: pytest.TempPathFactory
         hubspot_client_secret=DEMO_CLIENT_SECRET,
         task_queue="kleer-hubspot-tests",
         mappings_dir=mappings_dir,
-        http_timeout_s=5,
+        http_timeout_s=2,
+        create_settle_s=2,
+        step_policy=FAST,
+        payload_key=PAYLOAD_KEY,
+        codec_auth_token=CODEC_TOKEN,
         portals={
             PORTAL: PortalCredentials(PORTAL, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY,
                                       DEMO_KLEER_KEY),

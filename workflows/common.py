@@ -29,18 +29,24 @@ with workflow.unsafe.imports_passed_through():
         SyncBack,
         WriteBack,
     )
-    from workflows.models import ActionExecution, ActionResult
+    from workflows.models import PORTAL_ID, RESULT, ActionExecution, ActionResult, StepPolicy
 
 T = TypeVar("T")
 
-# Transient faults (timeouts, 5xx, 429) are retried with backoff for hours; a 429's Retry-After
-# overrides the backoff (ApplicationError.next_retry_delay). Final errors are non-retryable.
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=2))
-STEP = {"start_to_close_timeout": timedelta(seconds=60),
-        "schedule_to_close_timeout": timedelta(hours=6), "retry_policy": RETRY}
-# The callback outlives the other steps: HubSpot waits for it as long as the BLOCK answer said.
-COMPLETE = {**STEP, "schedule_to_close_timeout": timedelta(hours=23)}
+
+
+def step_options(policy: StepPolicy, callback: bool = False) -> dict[str, Any]:
+    """Transient faults (timeouts, 5xx, 429) are retried with backoff; a 429's Retry-After
+    overrides the backoff (ApplicationError.next_retry_delay); final errors are non-retryable.
+    The callback step outlives the others: HubSpot waits as long as the BLOCK answer said."""
+    give_up = policy.callback_give_up_after_s if callback else policy.give_up_after_s
+    return {
+        "start_to_close_timeout": timedelta(seconds=policy.start_to_close_s),
+        "schedule_to_close_timeout": timedelta(seconds=give_up),
+        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=policy.initial_retry_s),
+                                    backoff_coefficient=2.0,
+                                    maximum_interval=timedelta(seconds=policy.max_retry_s)),
+    }
 
 
 class FinalFailure(Exception):
@@ -53,15 +59,16 @@ class FinalFailure(Exception):
 
 
 async def _step(
-    activity: Callable[..., Awaitable[T]], arg: Any, failure: str = "", kleer_id: str = ""
+    activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
+    kleer_id: str = "",
 ) -> T:
     try:
-        return await workflow.execute_activity_method(activity, arg, **STEP)
+        return await workflow.execute_activity_method(activity, arg, **step_options(policy))
     except ActivityError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
         if not (isinstance(cause, ApplicationError) and cause.non_retryable):
-            message = f"gave up after retrying for hours: {message}"
+            message = f"gave up after retrying for {policy.give_up_after_s:.0f} s: {message}"
         raise FinalFailure(failure + message, kleer_id) from None
 
 
@@ -71,20 +78,25 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
     except FinalFailure as failure:
         result = ActionResult(state="FAIL_CONTINUE", result="failed", kleer_id=failure.kleer_id,
                               error_message=failure.message)
-    workflow.logger.info("action %s on %s %s: %s %s", spec.key, ex.object_type, ex.object_id,
-                         result.result, result.error_message)
+    workflow.logger.info("action %s on %s %s: %s", spec.key, ex.object_type, ex.object_id,
+                         result.result)
+    if workflow.info().typed_search_attributes.get(PORTAL_ID) is not None:
+        workflow.upsert_search_attributes([RESULT.value_set(result.result)])
+    workflow.set_current_details(f"{result.result}: {result.error_message}" if result.error_message
+                                 else f"{result.result} kleer_id={result.kleer_id}")
     callback = await workflow.execute_activity_method(
         HubSpotActivities.complete,
         Completion(portal_id=ex.portal_id, callback_id=ex.callback_id,
                    output_fields=result.output_fields()),
-        **COMPLETE,
+        **step_options(ex.policy, callback=True),
     )
     return result.model_copy(update={"callback": callback})
 
 
 async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
     ctx = await _step(HubSpotActivities.read_context,
-                      ReadContext(portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id))
+                      ReadContext(portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id),
+                      ex.policy)
     existing = ctx.record.prop(spec.id_property)
     if spec.operation == "create" and existing:
         return ActionResult(state="SUCCESS", result="skipped", kleer_id=existing)
@@ -93,7 +105,8 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
 
     if spec.reads_line_items and (wanted := product_ids(ctx.line_items)):
         ctx.products = await _step(KleerActivities.find_products,
-                                   FindProducts(portal_id=ex.portal_id, hubspot_product_ids=wanted))
+                                   FindProducts(portal_id=ex.portal_id, hubspot_product_ids=wanted),
+                                   ex.policy)
     try:
         record = spec.build(ctx, ex.input_fields)
     except InputError as exc:
@@ -105,12 +118,12 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         written = await _step(KleerActivities.create, KleerWrite(
             portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
             foreign_id=getattr(record, "foreign_id", None),
-        ), failure=f"{what} not created: ")
+        ), ex.policy, failure=f"{what} not created: ")
         kleer_id = str(written.id)
         await _step(HubSpotActivities.write_back, WriteBack(
             portal_id=ex.portal_id, hubspot_type=spec.hubspot_type, object_id=ex.object_id,
             properties={spec.id_property: kleer_id},
-        ), failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ",
+        ), ex.policy, failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ",
             kleer_id=kleer_id)
     else:
         if not (existing or "").isdigit():
@@ -118,7 +131,7 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         written = await _step(KleerActivities.update, KleerWrite(
             portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
             record_id=int(existing or 0),
-        ), failure=f"{what} {existing} not updated: ", kleer_id=existing or "")
+        ), ex.policy, failure=f"{what} {existing} not updated: ", kleer_id=existing or "")
         kleer_id = str(written.id)
 
     if spec.sync is not None:
@@ -130,7 +143,7 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
             properties=spec.sync.properties(written.record),
             line_items=spec.sync.line_items(written.record), associations=associations,
             expect_new=spec.operation == "create",
-        ), failure=f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: ",
+        ), ex.policy, failure=f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: ",
             kleer_id=kleer_id)
 
     result = "created" if spec.operation == "create" else "updated"

@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from settings import StepPolicy
+
+# Custom search attributes (registered by `kleer-hubspot dev`; see README for clusters), so the UI
+# and `temporal workflow list --query` can filter e.g. all failed invoices of one portal.
+PORTAL_ID = SearchAttributeKey.for_int("KleerPortalId")
+ACTION = SearchAttributeKey.for_keyword("KleerAction")
+OBJECT_ID = SearchAttributeKey.for_keyword("HubSpotObjectId")
+RESULT = SearchAttributeKey.for_keyword("KleerResult")
 
 
 class ActionExecution(BaseModel):
@@ -14,6 +24,18 @@ class ActionExecution(BaseModel):
     object_type: Literal["COMPANY", "DEAL"]
     object_id: int
     input_fields: dict[str, str | None] = Field(default_factory=dict)
+    policy: StepPolicy = Field(default_factory=StepPolicy)
+
+    def search_attributes(self) -> TypedSearchAttributes:
+        return TypedSearchAttributes([
+            SearchAttributePair(PORTAL_ID, self.portal_id),
+            SearchAttributePair(ACTION, self.action),
+            SearchAttributePair(OBJECT_ID, str(self.object_id)),
+        ])
+
+    def summary(self) -> str:
+        """Shown in the Temporal UI's list; ids only (customer data stays encrypted)."""
+        return f"{self.action} · portal {self.portal_id} · {self.object_type} {self.object_id}"
 
 
 class ActionResult(BaseModel):
