@@ -26,7 +26,7 @@ from codec import EncryptionCodec, payloads_from_json, payloads_to_json
 from hubspot_api.models import ExecutionRequest
 from hubspot_api.signature import SignatureError, verify
 from settings import Settings, load_settings
-from temporal_client import connect
+from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
 from workflows.models import ActionExecution, workflow_id
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if "client" not in state:
-            state["client"] = await connect(settings)
+            state["client"] = await connect_with_retry(settings)
         yield
 
     async def execute(request: Request) -> JSONResponse:

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
 from settings import Settings, load_settings
-from temporal_client import connect
+from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
 
 
@@ -29,7 +29,7 @@ def build_worker(client: Client, settings: Settings, **options: object) -> tuple
 
 
 async def run_worker(settings: Settings) -> None:
-    client = await connect(settings)
+    client = await connect_with_retry(settings)
     worker, holders = build_worker(client, settings)
     logging.getLogger(__name__).info("worker on %s, task queue %s",
                                      settings.temporal_address, settings.task_queue)

@@ -185,3 +185,36 @@ class HubSpotClient:
 
     async def create_property_group(self, object_type: str, group: dict[str, Any]) -> dict[str, Any]:
         return await self._request("POST", f"/crm/v3/properties/{object_type}/groups", json=group)
+
+    # --- Action definitions (developer API: the app's developer key, not a portal token) -----
+    @classmethod
+    def for_developer(
+        cls, base_url: str, developer_api_key: str, timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> HubSpotClient:
+        """A client for the developer API: `hapikey` on every call and no portal bearer token
+        (HubSpot would try the bearer token first and refuse it for app-level endpoints)."""
+        client = cls(base_url, "", timeout_s=timeout_s, transport=transport)
+        client._http.headers.pop("Authorization", None)
+        client._http.params = client._http.params.set("hapikey", developer_api_key)
+        return client
+
+    async def list_action_definitions(self, app_id: int | str) -> list[dict[str, Any]]:
+        """All of the app's definitions, following `paging.next.after`."""
+        results: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "100"}
+        while True:
+            body = await self._request("GET", f"{ACTIONS_PATH}/{app_id}", params=params)
+            results += body.get("results", [])
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return results
+            params["after"] = str(after)
+
+    async def create_action_definition(self, app_id: int | str, definition: dict[str, Any]
+                                       ) -> dict[str, Any]:
+        return await self._request("POST", f"{ACTIONS_PATH}/{app_id}", json=definition)
+
+    async def update_action_definition(self, app_id: int | str, definition_id: str,
+                                       definition: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("PATCH", f"{ACTIONS_PATH}/{app_id}/{definition_id}", json=definition)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
-from temporalio.client import Client
 
 from api import create_app
 from local.temporal_server import DevServer
@@ -21,7 +20,7 @@ from settings import PortalCredentials, Settings
 from simulators.common import ServerThread
 from simulators.hubspot import HubSpotState, create_hubspot_app
 from simulators.kleer import KleerState, create_kleer_app
-from temporal_client import connect
+from temporal_client import connect_with_retry
 from worker import build_worker
 
 log = logging.getLogger("stack")
@@ -40,17 +39,6 @@ class StackPorts:
     hubspot: int = 0
     kleer: int = 0
     api: int = 0
-
-
-async def connect_with_retry(settings: Settings, timeout_s: float = 30) -> Client:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            return await connect(settings)
-        except Exception:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 class ApiServer:
