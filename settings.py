@@ -36,6 +36,10 @@ class PortalCredentials:
     hubspot_token: str = field(repr=False)
     kleer_company_id: int
     kleer_api_key: str = field(repr=False)
+    # The portal's HubSpot API limit (hubspot.md section 6): private apps on Professional or
+    # Enterprise 190 per 10 s, Free/Starter 100, public OAuth apps 110.
+    hubspot_rate_limit: int = 190
+    hubspot_rate_window_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Settings:
     # Temporal Cloud / TLS clusters.
     temporal_tls: bool = False
     temporal_api_key: str | None = field(default=None, repr=False)
+    # Share of each portal's HubSpot limit this integration may use (the rest: other apps).
+    hubspot_rate_share: float = 0.85
+    # Callback completions wait up to this long to be sent in one batch call (activities/callbacks.py).
+    callback_flush_s: float = 1.0
+    max_concurrent_activities: int = 200
     # Custom search attributes (portal, action, object, result); must be registered on the cluster.
     search_attributes: bool = True
     step_policy: StepPolicy = field(default_factory=StepPolicy)
@@ -81,7 +90,8 @@ class UnknownPortalError(LookupError):
         self.portal_id = portal_id
 
 
-_PORTAL_VAR = re.compile(r"^PORTAL_(\d+)_(HUBSPOT_TOKEN|KLEER_COMPANY_ID|KLEER_API_KEY)$")
+_PORTAL_VAR = re.compile(
+    r"^PORTAL_(\d+)_(HUBSPOT_TOKEN|KLEER_COMPANY_ID|KLEER_API_KEY|HUBSPOT_RATE_LIMIT)$")
 
 
 def _portals_from_env(env: dict[str, str]) -> dict[int, PortalCredentials]:
@@ -104,6 +114,7 @@ def _portals_from_env(env: dict[str, str]) -> dict[int, PortalCredentials]:
             hubspot_token=values["hubspot_token"],
             kleer_company_id=int(values["kleer_company_id"]),
             kleer_api_key=values["kleer_api_key"],
+            hubspot_rate_limit=int(values.get("hubspot_rate_limit", 190)),
         )
     return portals
 
@@ -126,6 +137,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         create_settle_s=float(env.get("CREATE_SETTLE_SECONDS", d.create_settle_s)),
         payload_key=env.get("PAYLOAD_ENCRYPTION_KEY") or None,
         codec_auth_token=env.get("CODEC_AUTH_TOKEN") or None,
+        hubspot_rate_share=float(env.get("HUBSPOT_RATE_SHARE", d.hubspot_rate_share)),
+        callback_flush_s=float(env.get("CALLBACK_FLUSH_SECONDS", d.callback_flush_s)),
+        max_concurrent_activities=int(env.get("MAX_CONCURRENT_ACTIVITIES",
+                                              d.max_concurrent_activities)),
         codec_cors_origins=tuple(o.strip() for o in env.get("CODEC_CORS_ORIGINS", "").split(",")
                                  if o.strip()) or d.codec_cors_origins,
         temporal_tls=env.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),

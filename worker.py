@@ -1,6 +1,12 @@
 """Temporal worker: runs the seven action workflows and their activities.
 
-Start as many as you like (`kleer-hubspot worker`); they share the task queue.
+Start as many processes as you like (`kleer-hubspot worker`); they share the task queues:
+- `<TEMPORAL_TASK_QUEUE>`: the workflows and the Kleer activities;
+- `<TEMPORAL_TASK_QUEUE>-hubspot-<portalId>`, one per portal: the HubSpot activities, with a
+  Temporal task-queue rate limit derived from the portal's HubSpot limit. The server enforces it
+  across all workers, so N workers together stay under the portal's limit, and one portal's burst
+  never queues ahead of another portal's calls;
+- `<TEMPORAL_TASK_QUEUE>-hubspot-<portalId>-callbacks`: callback completions, batched per process.
 """
 
 from __future__ import annotations
@@ -13,35 +19,78 @@ from temporalio.worker import Worker
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
-from settings import Settings, load_settings
+from settings import PortalCredentials, Settings, load_settings
 from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
+from workflows.models import callbacks_task_queue, hubspot_task_queue
+
+log = logging.getLogger(__name__)
 
 
-def build_worker(client: Client, settings: Settings, **options: object) -> tuple[Worker, list]:
-    """The worker and the activity holders (close them with `aclose()` after the worker stops)."""
+def hubspot_calls_per_second(settings: Settings, creds: PortalCredentials) -> float:
+    """The activity rate of a portal's HubSpot queue: its share of the portal's limit. The rest
+    is headroom for the batched callback completions (at most one call per flush per worker
+    process, on the portal's unthrottled callbacks queue) and for other apps."""
+    return creds.hubspot_rate_limit / creds.hubspot_rate_window_s * settings.hubspot_rate_share
+
+
+class WorkerGroup:
+    """The main worker plus one rate-limited HubSpot worker per configured portal."""
+
+    def __init__(self, workers: list[Worker], holders: list) -> None:
+        self.workers, self._holders = workers, holders
+
+    async def run(self) -> None:
+        await asyncio.gather(*(w.run() for w in self.workers))
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for holder in self._holders:
+            await holder.aclose()
+
+
+def build_worker(client: Client, settings: Settings) -> WorkerGroup:
     hubspot, kleer = HubSpotActivities(settings), KleerActivities(settings)
-    activities = [hubspot.read_context, hubspot.write_back, hubspot.sync_back, hubspot.complete,
-                  kleer.create, kleer.update, kleer.find_products]
-    worker = Worker(client, task_queue=settings.task_queue, workflows=list(WORKFLOWS.values()),
-                    activities=activities, **options)  # type: ignore[arg-type]
-    return worker, [hubspot, kleer]
+    workers = [Worker(
+        client, task_queue=settings.task_queue, workflows=list(WORKFLOWS.values()),
+        activities=[kleer.create, kleer.update, kleer.find_products],
+        max_concurrent_activities=settings.max_concurrent_activities,
+    )]
+    hubspot_activities = [hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
+                          hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items]
+    for portal_id, creds in sorted(settings.portals.items()):
+        rate = hubspot_calls_per_second(settings, creds)
+        queue = hubspot_task_queue(settings.task_queue, portal_id)
+        workers.append(Worker(
+            client, task_queue=queue, activities=hubspot_activities,  # type: ignore[arg-type]
+            max_task_queue_activities_per_second=rate,
+            max_concurrent_activities=settings.max_concurrent_activities,
+        ))
+        workers.append(Worker(
+            client, task_queue=callbacks_task_queue(settings.task_queue, portal_id),
+            activities=[hubspot.complete],
+            max_concurrent_activities=settings.max_concurrent_activities,
+        ))
+        log.info("portal %s: HubSpot calls limited to %.1f/s for all workers", portal_id, rate)
+    return WorkerGroup(workers, [hubspot, kleer])
 
 
 async def run_worker(settings: Settings) -> None:
     client = await connect_with_retry(settings)
-    worker, holders = build_worker(client, settings)
-    logging.getLogger(__name__).info("worker on %s, task queue %s",
-                                     settings.temporal_address, settings.task_queue)
+    group = build_worker(client, settings)
+    log.info("worker on %s, task queue %s, %d portals", settings.temporal_address,
+             settings.task_queue, len(settings.portals))
     try:
-        await worker.run()
+        await group.run()
     finally:
-        for holder in holders:
-            await holder.aclose()
+        await group.aclose()
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(run_worker(load_settings()))
 
 

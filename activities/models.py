@@ -9,11 +9,29 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from actions.mappings import FieldMapping
+from hubspot_api.models import CrmObject
 
-class ReadContext(BaseModel):
+
+class ReadRecord(BaseModel):
     portal_id: int
     action: str
     object_id: int
+
+
+class RecordRead(BaseModel):
+    record: CrmObject
+    mappings: list[FieldMapping] = Field(default_factory=list)
+
+
+class ReadObject(BaseModel):
+    portal_id: int
+    object_id: str
+
+
+class ReadLineItems(BaseModel):
+    portal_id: int
+    ids: list[str]
 
 
 class FindProducts(BaseModel):
@@ -42,14 +60,20 @@ class WriteBack(BaseModel):
     properties: dict[str, str]
 
 
-class SyncBack(BaseModel):
+class SyncMirror(BaseModel):
     portal_id: int
     hubspot_type: str
     kleer_id: str
     properties: dict[str, str]
-    line_items: list[dict[str, str]] = Field(default_factory=list)
     associations: list[tuple[str, str]] = Field(default_factory=list)  # (object type, id)
     expect_new: bool = True  # create actions: try a plain create first (cheapest when new)
+
+
+class SyncLineItems(BaseModel):
+    portal_id: int
+    hubspot_type: str
+    mirror_id: str
+    line_items: list[dict[str, str]]
 
 
 class Completion(BaseModel):

@@ -164,13 +164,23 @@ class HubSpotClient:
             "POST", f"{CALLBACKS_PATH}/{callback_id}/complete", json={"outputFields": output_fields}
         )
 
-    async def complete_callbacks(self, completions: Sequence[tuple[str, dict[str, str]]]) -> None:
+    async def complete_callbacks(
+        self, completions: Sequence[tuple[str, dict[str, str]]]
+    ) -> dict[str, ServiceError]:
+        """Batch completion (<= 100 per call); returns the items HubSpot refused, by callbackId."""
+        refused: dict[str, ServiceError] = {}
         for start in range(0, len(completions), BATCH_LIMIT):
-            await self._request(
+            body = await self._request(
                 "POST", f"{CALLBACKS_PATH}/complete",
                 json={"inputs": [{"callbackId": cid, "outputFields": out}
                                  for cid, out in completions[start:start + BATCH_LIMIT]]},
             )
+            for error in (body or {}).get("errors", []):
+                status = 404 if error.get("category") == "OBJECT_NOT_FOUND" else 400
+                for cid in (error.get("context") or {}).get("callbackId", []):
+                    refused[cid] = ServiceError("HubSpot", error.get("message", "refused"), status,
+                                                error.get("category"))
+        return refused
 
     # --- Properties (portal setup) -----------------------------------------------------------
     async def list_properties(self, object_type: str) -> list[dict[str, Any]]:

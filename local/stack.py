@@ -98,7 +98,6 @@ class LocalStack:
         self.temporal: DevServer | None = None
         self._servers: list[ServerThread] = []
         self._worker_task: asyncio.Task | None = None
-        self._holders: list = []
 
     # -- pieces ----------------------------------------------------------------------------
     def start_temporal(self) -> str:
@@ -124,9 +123,8 @@ class LocalStack:
         return server
 
     async def start_worker(self) -> None:
-        worker, self._holders = build_worker(self.client, self.settings)
-        self._worker = worker
-        self._worker_task = asyncio.create_task(worker.run(), name="worker")
+        self._worker = build_worker(self.client, self.settings)
+        self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
 
     async def stop_worker(self) -> None:
         if self._worker_task is not None:
@@ -134,9 +132,7 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 await self._worker_task
             self._worker_task = None
-        for holder in self._holders:
-            await holder.aclose()
-        self._holders = []
+            await self._worker.aclose()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> LocalStack:
@@ -180,6 +176,8 @@ class LocalStack:
             "TEMPORAL_TASK_QUEUE": s.task_queue, "HUBSPOT_CLIENT_SECRET": s.hubspot_client_secret,
             "HTTP_TIMEOUT_SECONDS": str(s.http_timeout_s),
             "CREATE_SETTLE_SECONDS": str(s.create_settle_s),
+            "CALLBACK_FLUSH_SECONDS": str(s.callback_flush_s),
+            "HUBSPOT_RATE_SHARE": str(s.hubspot_rate_share),
         }
         if s.payload_key:
             env["PAYLOAD_ENCRYPTION_KEY"] = s.payload_key
@@ -189,6 +187,7 @@ class LocalStack:
             env[f"PORTAL_{pid}_HUBSPOT_TOKEN"] = creds.hubspot_token
             env[f"PORTAL_{pid}_KLEER_COMPANY_ID"] = str(creds.kleer_company_id)
             env[f"PORTAL_{pid}_KLEER_API_KEY"] = creds.kleer_api_key
+            env[f"PORTAL_{pid}_HUBSPOT_RATE_LIMIT"] = str(creds.hubspot_rate_limit)
         return env
 
     def action_url(self, action: str) -> str:

@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from actions.base import ActionSpec, foreign_id
+    from actions.base import ActionContext, ActionSpec, foreign_id
     from actions.fields import InputError
     from actions.rows import product_ids
     from activities.hubspot import HubSpotActivities
@@ -25,14 +25,29 @@ with workflow.unsafe.imports_passed_through():
         FindProducts,
         KleerWrite,
         KleerWritten,
-        ReadContext,
-        SyncBack,
+        ReadLineItems,
+        ReadObject,
+        ReadRecord,
+        SyncLineItems,
+        SyncMirror,
         WriteBack,
     )
-    from workflows.models import PORTAL_ID, RESULT, ActionExecution, ActionResult, StepPolicy
+    from workflows.models import (
+        PORTAL_ID,
+        RESULT,
+        ActionExecution,
+        ActionResult,
+        StepPolicy,
+        callbacks_task_queue,
+        hubspot_task_queue,
+    )
 
 T = TypeVar("T")
 
+
+
+def hubspot_queue(portal_id: int) -> str:
+    return hubspot_task_queue(workflow.info().task_queue, portal_id)
 
 
 def step_options(policy: StepPolicy, callback: bool = False) -> dict[str, Any]:
@@ -60,16 +75,25 @@ class FinalFailure(Exception):
 
 async def _step(
     activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
-    kleer_id: str = "",
+    kleer_id: str = "", task_queue: str | None = None,
 ) -> T:
     try:
-        return await workflow.execute_activity_method(activity, arg, **step_options(policy))
+        return await workflow.execute_activity_method(activity, arg, task_queue=task_queue,
+                                                      **step_options(policy))
     except ActivityError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
         if not (isinstance(cause, ApplicationError) and cause.non_retryable):
             message = f"gave up after retrying for {policy.give_up_after_s:.0f} s: {message}"
         raise FinalFailure(failure + message, kleer_id) from None
+
+
+async def _hubspot_step(
+    activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
+    kleer_id: str = "",
+) -> T:
+    """A HubSpot call: on the portal's rate-limited queue."""
+    return await _step(activity, arg, policy, failure, kleer_id, hubspot_queue(arg.portal_id))
 
 
 async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
@@ -88,18 +112,28 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         HubSpotActivities.complete,
         Completion(portal_id=ex.portal_id, callback_id=ex.callback_id,
                    output_fields=result.output_fields()),
+        task_queue=callbacks_task_queue(workflow.info().task_queue, ex.portal_id),
         **step_options(ex.policy, callback=True),
     )
     return result.model_copy(update={"callback": callback})
 
 
 async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
-    ctx = await _step(HubSpotActivities.read_context,
-                      ReadContext(portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id),
-                      ex.policy)
+    read = await _hubspot_step(HubSpotActivities.read_record,
+                       ReadRecord(portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id),
+                       ex.policy)
+    ctx = ActionContext(portal_id=ex.portal_id, object_type=spec.object_type, record=read.record,
+                        mappings=read.mappings)
     existing = ctx.record.prop(spec.id_property)
     if spec.operation == "create" and existing:
         return ActionResult(state="SUCCESS", result="skipped", kleer_id=existing)
+    company_id = ctx.record.primary_company_id() if spec.needs_company else None
+    if company_id:
+        ctx.company = await _hubspot_step(HubSpotActivities.read_company,
+                                  ReadObject(portal_id=ex.portal_id, object_id=company_id), ex.policy)
+    if spec.reads_line_items and (item_ids := ctx.record.associated_ids("line_items")):
+        ctx.line_items = await _hubspot_step(HubSpotActivities.read_line_items,
+                                     ReadLineItems(portal_id=ex.portal_id, ids=item_ids), ex.policy)
     if problem := spec.prerequisite_error(ctx):
         raise FinalFailure(problem)
 
@@ -120,7 +154,7 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
             foreign_id=getattr(record, "foreign_id", None),
         ), ex.policy, failure=f"{what} not created: ")
         kleer_id = str(written.id)
-        await _step(HubSpotActivities.write_back, WriteBack(
+        await _hubspot_step(HubSpotActivities.write_back, WriteBack(
             portal_id=ex.portal_id, hubspot_type=spec.hubspot_type, object_id=ex.object_id,
             properties={spec.id_property: kleer_id},
         ), ex.policy, failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ",
@@ -138,13 +172,16 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         associations = [("deals", ctx.record.id)]
         if ctx.company is not None:
             associations.append(("companies", ctx.company.id))
-        await _step(HubSpotActivities.sync_back, SyncBack(
+        failure = f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: "
+        mirror_id = await _hubspot_step(HubSpotActivities.sync_mirror, SyncMirror(
             portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
-            properties=spec.sync.properties(written.record),
-            line_items=spec.sync.line_items(written.record), associations=associations,
+            properties=spec.sync.properties(written.record), associations=associations,
             expect_new=spec.operation == "create",
-        ), ex.policy, failure=f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: ",
-            kleer_id=kleer_id)
+        ), ex.policy, failure=failure, kleer_id=kleer_id)
+        if line_items := spec.sync.line_items(written.record):
+            await _hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
+                portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
+                line_items=line_items), ex.policy, failure=failure, kleer_id=kleer_id)
 
     result = "created" if spec.operation == "create" else "updated"
     return ActionResult(state="SUCCESS", result=result, kleer_id=kleer_id)

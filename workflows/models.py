@@ -54,6 +54,16 @@ class ActionResult(BaseModel):
         }
 
 
+def hubspot_task_queue(task_queue: str, portal_id: int) -> str:
+    """The portal's rate-limited queue for HubSpot calls (worker.py sets the limit)."""
+    return f"{task_queue}-hubspot-{portal_id}"
+
+
+def callbacks_task_queue(task_queue: str, portal_id: int) -> str:
+    """The portal's queue for callback completions: batched, so kept out of the rate limit."""
+    return f"{hubspot_task_queue(task_queue, portal_id)}-callbacks"
+
+
 def workflow_id(callback_id: str) -> str:
     """One workflow per HubSpot execution: a re-delivered request maps to the same id."""
     return f"hubspot-action-{callback_id}"
