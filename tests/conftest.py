@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,32 @@ def mappings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class LogRecorder(logging.Handler):
+    """Every log line of the test session (all loggers, all levels), for the secrets scan."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record) + " " + repr(record.__dict__))
+
+
 @pytest.fixture(scope="session")
-async def stack(mappings_dir: Path, tmp_path_factory: pytest.TempPathFactory
+def log_recorder() -> Iterator[LogRecorder]:
+    recorder = LogRecorder()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    yield recorder
+    root.removeHandler(recorder)
+    root.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+async def stack(log_recorder: LogRecorder, mappings_dir: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[LocalStack]:
     settings = Settings(
         hubspot_client_secret=DEMO_CLIENT_SECRET,

@@ -119,6 +119,11 @@ async def test_worker_killed_between_kleer_create_and_write_back(crash_stack, tm
     finally:
         worker.stop()
         stack.hubspot.faults.clear()
+    logs = "".join(p.read_text() for p in tmp_path.glob("worker*.log"))
+    assert "created" in logs  # the workers logged their runs...
+    for name, value in stack.worker_env().items():
+        if name.endswith(("_TOKEN", "_API_KEY", "_SECRET", "ENCRYPTION_KEY")):
+            assert value not in logs, f"{name} appears in a worker log"  # ...and no secret
 
 
 async def test_temporal_restart_with_executions_in_flight(crash_stack, tmp_path):
