@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+import telemetry
 from actions import ACTIONS
 from codec import EncryptionCodec, payloads_from_json, payloads_to_json
 from hubspot_api.models import ExecutionRequest
@@ -62,6 +63,12 @@ def _signed_uri(request: Request, settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None, client: Client | None = None) -> Starlette:
     settings = settings or load_settings()
+    requests = telemetry.runtime(settings.metrics_bind).metric_meter.create_counter(
+        "kleer_api_requests", "HubSpot action executions received, by outcome")
+
+    def answer(response: JSONResponse, key: str, outcome: str) -> JSONResponse:
+        requests.add(1, {"action": key if key in ACTIONS else "unknown", "outcome": outcome})
+        return response
     state: dict[str, Client] = {"client": client} if client else {}
 
     @asynccontextmanager
@@ -75,38 +82,44 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         try:
             body = await _read_body(request, settings.max_request_bytes)
         except BodyTooLarge:
-            return _error(413, f"request body larger than {settings.max_request_bytes} bytes")
+            return answer(_error(413, f"request body larger than {settings.max_request_bytes} bytes"),
+                          key, "too_large")
         try:
             verify(settings.hubspot_client_secret, request.method, _signed_uri(request, settings),
                    body, {k.lower(): v for k, v in request.headers.items()})
         except SignatureError as exc:
             log.warning("rejected unsigned/invalid request to %s: %s", key, exc)
-            return _error(401, f"invalid HubSpot signature: {exc}")
+            return answer(_error(401, f"invalid HubSpot signature: {exc}"), key, "bad_signature")
         spec = ACTIONS.get(key)
         if spec is None:
-            return _error(404, f"unknown action {key!r}; known: {', '.join(ACTIONS)}")
+            return answer(_error(404, f"unknown action {key!r}; known: {', '.join(ACTIONS)}"), key,
+                          "unknown_action")
         try:
             execution = ExecutionRequest.model_validate(json.loads(body))
         except (ValueError, ValidationError) as exc:
             detail = exc.errors(include_url=False, include_input=False) \
                 if isinstance(exc, ValidationError) else str(exc)
-            return _error(422, "body is not a HubSpot action execution", detail=detail)
+            return answer(_error(422, "body is not a HubSpot action execution", detail=detail), key,
+                          "invalid")
         if execution.object.objectType != spec.object_type:
-            return _error(422, f"{spec.label} runs on {spec.object_type} records, "
-                               f"not {execution.object.objectType}")
+            return answer(_error(422, f"{spec.label} runs on {spec.object_type} records, "
+                                      f"not {execution.object.objectType}"), key, "invalid")
         if execution.origin.portalId not in settings.portals:
             # Final and visible in the HubSpot workflow history, instead of a run that cannot work.
-            return JSONResponse({"outputFields": {
+            return answer(JSONResponse({"outputFields": {
                 "hs_execution_state": "FAIL_CONTINUE", "result": "failed", "kleer_id": "",
                 "error_message": f"HubSpot portal {execution.origin.portalId} is not connected "
                                  "to Kleer: configure its credentials",
-            }})
+            }}), key, "unknown_portal")
         run = ActionExecution(
             action=key, callback_id=execution.callbackId, portal_id=execution.origin.portalId,
             object_type=execution.object.objectType, object_id=execution.object.objectId,
             input_fields=execution.inputFields, policy=settings.step_policy,
         )
         wf_id = workflow_id(execution.callbackId)
+        context = {"callback_id": execution.callbackId, "workflow_id": wf_id, "action": key,
+                   "portal_id": run.portal_id}
+        outcome = "started"
         try:
             await state["client"].start_workflow(
                 WORKFLOWS[key].run, run, id=wf_id, task_queue=settings.task_queue,
@@ -114,17 +127,20 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
                 search_attributes=run.search_attributes() if settings.search_attributes else None,
                 static_summary=run.summary(),
             )
-            log.info("started %s for %s %s (%s)", key, run.object_type, run.object_id, wf_id)
+            log.info("started %s for %s %s (%s)", key, run.object_type, run.object_id, wf_id,
+                     extra=context)
         except WorkflowAlreadyStartedError:
-            log.info("re-delivery of %s: workflow %s already exists", execution.callbackId, wf_id)
+            outcome = "duplicate"
+            log.info("re-delivery of %s: workflow %s already exists", execution.callbackId, wf_id,
+                     extra=context)
         except Exception:
-            log.exception("could not start %s", wf_id)
+            log.exception("could not start %s", wf_id, extra=context)
             # 503: HubSpot retries, and the same callbackId maps to the same workflow id.
-            return _error(503, "could not start the workflow; retry")
-        return JSONResponse({"outputFields": {
+            return answer(_error(503, "could not start the workflow; retry"), key, "unavailable")
+        return answer(JSONResponse({"outputFields": {
             "hs_execution_state": "BLOCK",
             "hs_expiration_duration": settings.callback_expiration,
-        }})
+        }}), key, outcome)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "actions": list(ACTIONS)})

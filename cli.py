@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -14,8 +13,10 @@ from typing import NoReturn
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise
+    from settings import load_settings
+    from telemetry import setup_logging
+
+    setup_logging(level, load_settings().log_format)
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -40,13 +41,15 @@ def cmd_simulators(args: argparse.Namespace) -> None:
 async def _dev(args: argparse.Namespace) -> None:
     from local.demo import run_demo
     from local.stack import DEMO_PORTAL, LocalStack, StackPorts
+    from settings import Settings
 
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     ports = StackPorts(temporal=args.temporal_port, temporal_ui=args.ui_port,
                        hubspot=args.hubspot_port, kleer=args.kleer_port, api=args.api_port)
-    async with LocalStack(ports=ports, db_file=state_dir / "temporal.db",
-                          log_dir=state_dir) as stack:
+    settings = Settings(metrics_bind=f"127.0.0.1:{args.metrics_port}")
+    async with LocalStack(ports=ports, db_file=state_dir / "temporal.db", log_dir=state_dir,
+                          settings=settings) as stack:
         ui = f"http://localhost:{args.ui_port}"
         print(f"""
 Local stack is up (all on 127.0.0.1):
@@ -54,6 +57,7 @@ Local stack is up (all on 127.0.0.1):
   API          {stack.api.url}/hubspot/actions/<action>
   HubSpot sim  {stack.hubspot_url}   (admin: /_sim/calls, /_sim/callbacks, /_sim/state)
   Kleer sim    {stack.kleer_url}   (admin: /_sim/state)
+  Metrics      http://127.0.0.1:{args.metrics_port}/metrics  (Prometheus)
 """, flush=True)
         if not args.no_demo:
             print("Demo: signed HubSpot executions of every action\n", flush=True)
@@ -270,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=int, default=8000, help="HubSpot action endpoint port")
     p.add_argument("--hubspot-port", type=int, default=8101, help="HubSpot simulator port")
     p.add_argument("--kleer-port", type=int, default=8102, help="Kleer simulator port")
+    p.add_argument("--metrics-port", type=int, default=9464,
+                   help="Prometheus metrics of the whole stack (SDK + kleer_* metrics)")
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("api", help="serve the HubSpot action endpoint (scale with replicas)")

@@ -73,6 +73,9 @@ class Settings:
     # Callback completions wait up to this long to be sent in one batch call (activities/callbacks.py).
     callback_flush_s: float = 1.0
     max_concurrent_activities: int = 200
+    # Prometheus endpoint of this process (telemetry.py), e.g. "0.0.0.0:9464"; None = off.
+    metrics_bind: str | None = None
+    log_format: str = "text"  # or "json"
     # Custom search attributes (portal, action, object, result); must be registered on the cluster.
     search_attributes: bool = True
     step_policy: StepPolicy = field(default_factory=StepPolicy)
@@ -137,6 +140,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         create_settle_s=float(env.get("CREATE_SETTLE_SECONDS", d.create_settle_s)),
         payload_key=env.get("PAYLOAD_ENCRYPTION_KEY") or None,
         codec_auth_token=env.get("CODEC_AUTH_TOKEN") or None,
+        metrics_bind=env.get("METRICS_BIND") or None,
+        log_format=env.get("LOG_FORMAT", "text"),
         hubspot_rate_share=float(env.get("HUBSPOT_RATE_SHARE", d.hubspot_rate_share)),
         callback_flush_s=float(env.get("CALLBACK_FLUSH_SECONDS", d.callback_flush_s)),
         max_concurrent_activities=int(env.get("MAX_CONCURRENT_ACTIVITIES",

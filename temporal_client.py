@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
+import telemetry
 from codec import EncryptionCodec
 from settings import Settings
 
@@ -29,6 +30,7 @@ async def connect(settings: Settings) -> Client:
         data_converter=data_converter(settings),
         tls=settings.temporal_tls,
         api_key=settings.temporal_api_key,
+        runtime=telemetry.runtime(settings.metrics_bind),
     )
 
 

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
 from settings import PortalCredentials, Settings, load_settings
+from telemetry import setup_logging
 from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
 from workflows.models import callbacks_task_queue, hubspot_task_queue
@@ -89,9 +90,9 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run_worker(load_settings()))
+    settings = load_settings()
+    setup_logging(fmt=settings.log_format)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,10 @@ class ClientInputs(ActionInputs):
     zip: Text = field("Zip Code")
     state: Text = field("State", description="State, city or region")
     country: Text = field("Country", description="Country name")
-    country_code: CountryCode = field("Country Code", description="ISO 3166 alpha-2, e.g. SE")
+    country_code: CountryCode = field("Country Code")
     vat_number: Text = field("VAT Number")
     client_type: ClientType = field("Client Type")
-    currency: Currency = field("Currency", description="SEK, EUR, USD, NOK, DKK, GBP or another "
-                                                       "3-letter code your Kleer account supports")
+    currency: Currency = field("Currency")
     delivery_type: DeliveryType = field("Delivery Type")
     payment_days: Whole0 = field("Payment Days")
     contact: Text = field("Contact", description="Contact person")

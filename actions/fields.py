@@ -26,6 +26,7 @@ class HsType:
     type: str = "string"
     field_type: str = "text"
     options: tuple[str, ...] = ()
+    accepts: str = "text"  # for people: README and the definitions' descriptions
 
 
 def _blank(value: Any) -> bool:
@@ -149,22 +150,32 @@ def _country_code(value: Any) -> str | None:
 
 # --- The field types actions declare ---------------------------------------------------------
 Text = Annotated[str | None, BeforeValidator(_text), HsType()]
-DateInput = Annotated[date | None, BeforeValidator(parse_date), HsType("date", "date")]
-Money = Annotated[int | None, BeforeValidator(parse_money), HsType("number", "number")]
-Decimal0 = Annotated[Decimal | None, BeforeValidator(_non_negative), HsType("number", "number")]
-Whole0 = Annotated[int | None, BeforeValidator(_whole(0)), HsType("number", "number")]
-Whole1 = Annotated[int | None, BeforeValidator(_whole(1)), HsType("number", "number")]
-Bool = Annotated[bool | None, BeforeValidator(parse_bool), HsType("bool", "booleancheckbox")]
-CountryCode = Annotated[str | None, BeforeValidator(_country_code), HsType()]
+DateInput = Annotated[date | None, BeforeValidator(parse_date),
+                      HsType("date", "date", accepts="date YYYY-MM-DD")]
+Money = Annotated[int | None, BeforeValidator(parse_money),
+                  HsType("number", "number", accepts="amount in currency units, e.g. 1234.50")]
+Decimal0 = Annotated[Decimal | None, BeforeValidator(_non_negative),
+                     HsType("number", "number", accepts="number ≥ 0")]
+Whole0 = Annotated[int | None, BeforeValidator(_whole(0)),
+                   HsType("number", "number", accepts="whole number ≥ 0")]
+Whole1 = Annotated[int | None, BeforeValidator(_whole(1)),
+                   HsType("number", "number", accepts="whole number ≥ 1")]
+Bool = Annotated[bool | None, BeforeValidator(parse_bool),
+                 HsType("bool", "booleancheckbox", accepts="true/false (also yes/no)")]
+CountryCode = Annotated[str | None, BeforeValidator(_country_code),
+                        HsType(accepts="ISO 3166 alpha-2 code, e.g. SE")]
 
 CURRENCIES = ("SEK", "EUR", "USD", "NOK", "DKK", "GBP")
 # Currency accepts any 3-letter code the Kleer account supports; the options are suggestions.
-Currency = Annotated[str | None, BeforeValidator(_currency), HsType()]
+Currency = Annotated[str | None, BeforeValidator(_currency),
+                     HsType(accepts="3-letter code: SEK, EUR, USD, NOK, DKK, GBP or another your "
+                                    "Kleer account supports")]
 
 
 def one_of(*options: str) -> Any:
     return Annotated[str | None, BeforeValidator(_one_of(options)),
-                     HsType("enumeration", "select", options)]
+                     HsType("enumeration", "select", options,
+                            accepts=" / ".join(f"`{o}`" for o in options) + " (any case)")]
 
 
 DeliveryType = one_of("Mail", "Email", "Manually", "Svefaktura")
@@ -213,3 +224,32 @@ class ActionInputs(BaseModel):
 
     def check(self) -> None:
         """Cross-field rules (e.g. end date after start date); raise InputError."""
+
+
+def hs_type(info: Any) -> HsType:
+    """The HsType marker of a model field (FieldInfo)."""
+    return next((m for m in info.metadata if isinstance(m, HsType)), HsType())
+
+
+def reference_markdown(actions: dict) -> str:
+    """The user-facing reference of every action's inputs (README "Actions"), from the models."""
+    from actions.mappings import DEFAULTS
+
+    out = []
+    for spec in actions.values():
+        out.append(f"#### {spec.label}\n\n`POST /hubspot/actions/{spec.key}` · enrolled: "
+                   f"{spec.object_type.lower()} · writes `{spec.id_property}`\n\n{spec.description}\n")
+        if spec.inputs is None:
+            pairs = ", ".join(f"`{m.kleer}` ← `{m.hubspot}`" for m in DEFAULTS[spec.mapping_kind])
+            out.append(f"No inputs: the values come from the portal's *{spec.mapping_kind}* field "
+                       f"mappings. Defaults: {pairs}.\n")
+            continue
+        out.append("| Input | Name | Accepts |\n|---|---|---|")
+        for name, info in spec.inputs.model_fields.items():
+            required = " (required)" if (info.json_schema_extra or {}).get("required_input") else ""
+            accepts = hs_type(info).accepts
+            if info.description:
+                accepts += f"; {info.description}"
+            out.append(f"| {info.title}{required} | `{name}` | {accepts} |")
+        out.append("")
+    return "\n".join(out)

@@ -9,7 +9,7 @@ from kleer_api.models import Address, Invoice, Ref
 
 
 class InvoiceInputs(ActionInputs):
-    invoice_date: DateInput = field("Invoice Date", description="YYYY-MM-DD; empty = today")
+    invoice_date: DateInput = field("Invoice Date", description="empty = today")
     currency: Currency = field("Currency")
     delivery_type: DeliveryType = field("Delivery Type")
     address1: Text = field("Invoice Address Line 1")

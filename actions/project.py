@@ -11,9 +11,9 @@ class ProjectInputs(ActionInputs):
     name: Text = field("Name", required=True)
     number: Text = field("Number")
     comment: Text = field("Comment")
-    fixed_price: Bool = field("Fixed Price", description="true/false (yes/no also accepted)")
+    fixed_price: Bool = field("Fixed Price")
     budget_hours: Decimal0 = field("Budget Hours")
-    budget_amount: Money = field("Budget Amount", description="In currency units, e.g. 25000.50")
+    budget_amount: Money = field("Budget Amount", description="Kleer stores it in öre/cents")
     opening_date: DateInput = field("Opening Date")
 
 

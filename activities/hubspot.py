@@ -29,6 +29,7 @@ from hubspot_api.client import HubSpotClient
 from hubspot_api.models import CrmObject
 from service_errors import ServiceError
 from settings import Settings
+from telemetry import HttpCallMetrics
 
 COMPANY_PROPERTIES = ("kleer_id", "name")
 
@@ -46,12 +47,14 @@ class HubSpotActivities:
         self._settings = settings
         self._clients: dict[int, HubSpotClient] = {}
         self._batchers: dict[int, CallbackBatcher] = {}
+        self._metrics = HttpCallMetrics("hubspot")
 
     def client(self, portal_id: int) -> HubSpotClient:
         if portal_id not in self._clients:
             creds = self._settings.portal(portal_id)
             self._clients[portal_id] = HubSpotClient(
-                self._settings.hubspot_base_url, creds.hubspot_token, self._settings.http_timeout_s
+                self._settings.hubspot_base_url, creds.hubspot_token, self._settings.http_timeout_s,
+                observe=self._metrics,
             )
         return self._clients[portal_id]
 

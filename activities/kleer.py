@@ -12,6 +12,7 @@ from activities.models import FindProducts, KleerWrite, KleerWritten
 from kleer_api.client import KleerClient
 from service_errors import ServiceError
 from settings import Settings
+from telemetry import HttpCallMetrics
 
 
 class KleerActivities:
@@ -20,13 +21,14 @@ class KleerActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._clients: dict[int, KleerClient] = {}
+        self._metrics = HttpCallMetrics("kleer")
 
     def client(self, portal_id: int) -> KleerClient:
         if portal_id not in self._clients:
             creds = self._settings.portal(portal_id)
             self._clients[portal_id] = KleerClient(
                 self._settings.kleer_base_url, creds.kleer_company_id, creds.kleer_api_key,
-                self._settings.http_timeout_s,
+                self._settings.http_timeout_s, observe=self._metrics,
             )
         return self._clients[portal_id]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ class HubSpotClient:
         token: str,
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[int | None], None] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -31,6 +32,7 @@ class HubSpotClient:
             transport=transport,
         )
         self.calls = 0
+        self._observe = observe or (lambda status: None)
         self._type_ids: dict[tuple[str, str], int] = {}
 
     async def aclose(self) -> None:
@@ -41,7 +43,9 @@ class HubSpotClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
+            self._observe(None)
             raise error_from_transport("HubSpot", exc) from None
+        self._observe(response.status_code)
         if response.status_code >= 400 and response.status_code not in ok:
             raise error_from_response("HubSpot", response)
         return response.json() if response.content else {}

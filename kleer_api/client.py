@@ -9,6 +9,7 @@ Decisions the public docs leave open, kept in this one module (README "Kleer API
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
@@ -41,12 +42,14 @@ class KleerClient:
         api_key: str,
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[int | None], None] | None = None,
     ) -> None:
         base = base_url.rstrip("/") + f"/company/{company_id}/"
         self._http = httpx.AsyncClient(
             base_url=base, headers={"X-Token": api_key}, timeout=timeout_s, transport=transport
         )
         self.calls = 0
+        self._observe = observe or (lambda status: None)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -56,7 +59,9 @@ class KleerClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
+            self._observe(None)
             raise error_from_transport("Kleer", exc) from None
+        self._observe(response.status_code)
         if response.status_code >= 400:
             raise error_from_response("Kleer", response)
         return response.json() if response.content else {}

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from actions import ACTIONS
 from actions.base import ActionSpec
-from actions.fields import ActionInputs, HsType
+from actions.fields import ActionInputs, HsType, hs_type
 from actions.mappings import DEFAULTS
 from hubspot_api.client import HubSpotClient
 
@@ -32,8 +32,10 @@ def _option_label(value: str) -> str:
     return value
 
 
-def _hs_type(metadata: list[Any]) -> HsType:
-    return next((m for m in metadata if isinstance(m, HsType)), HsType())
+def describe(info: Any) -> str:
+    """What a field accepts, for the HubSpot user: the type's rule plus the field's own note."""
+    accepts = hs_type(info).accepts
+    return f"{accepts}; {info.description}" if info.description else accepts
 
 
 def _type_definition(name: str, hs: HsType) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def input_fields(model: type[ActionInputs] | None) -> list[dict[str, Any]]:
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         fields.append({
-            "typeDefinition": _type_definition(name, _hs_type(info.metadata)),
+            "typeDefinition": _type_definition(name, hs_type(info)),
             "supportedValueTypes": list(VALUE_TYPES),
             "isRequired": bool(extra.get("required_input", False)),
         })
@@ -84,7 +86,8 @@ def _labels(spec: ActionSpec) -> dict[str, Any]:
         "inputFieldLabels": {name: info.title or name for name, info in fields.items()},
         "outputFieldLabels": dict(OUTPUT_LABELS),
     }
-    descriptions = {name: info.description for name, info in fields.items() if info.description}
+    descriptions = {name: describe(info) for name, info in fields.items()
+                    if describe(info) != "text"}
     if descriptions:
         english["inputFieldDescriptions"] = descriptions
     return {"en": english}

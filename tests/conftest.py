@@ -17,6 +17,7 @@ from local.stack import (
     DEMO_PORTAL,
     LocalStack,
 )
+from local.temporal_server import free_port
 from settings import PortalCredentials, Settings, StepPolicy
 from simulators.driver import HubSpotDriver
 
@@ -79,6 +80,7 @@ async def stack(log_recorder: LogRecorder, mappings_dir: Path, tmp_path_factory:
         step_policy=FAST,
         payload_key=PAYLOAD_KEY,
         codec_auth_token=CODEC_TOKEN,
+        metrics_bind=f"127.0.0.1:{free_port()}",
         portals={
             PORTAL: PortalCredentials(PORTAL, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY,
                                       DEMO_KLEER_KEY),

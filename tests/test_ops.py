@@ -74,7 +74,8 @@ def test_inputs_follow_the_models():
     assert required == {"name"}
     english = client["labels"]["en"]
     assert english["inputFieldLabels"]["orgno"] == "Organization Number"
-    assert english["inputFieldDescriptions"]["country_code"] == "ISO 3166 alpha-2, e.g. SE"
+    assert english["inputFieldDescriptions"]["country_code"] == "ISO 3166 alpha-2 code, e.g. SE"
+    assert english["inputFieldDescriptions"]["payment_days"] == "whole number ≥ 0"
     assert "name" not in english["inputFieldDescriptions"]
 
     project = definitions["create-project"]

@@ -104,6 +104,9 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
                               error_message=failure.message)
     workflow.logger.info("action %s on %s %s: %s", spec.key, ex.object_type, ex.object_id,
                          result.result)
+    workflow.metric_meter().create_counter(
+        "kleer_executions_finished", "HubSpot action runs by result").add(
+        1, {"action": spec.key, "result": result.result})
     if workflow.info().typed_search_attributes.get(PORTAL_ID) is not None:
         workflow.upsert_search_attributes([RESULT.value_set(result.result)])
     workflow.set_current_details(f"{result.result}: {result.error_message}" if result.error_message

@@ -1,0 +1,48 @@
+"""Prometheus metrics: SDK runtime metrics and ours, on the process's METRICS_BIND endpoint."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.conftest import PORTAL
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _scrape(stack) -> str:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"http://{stack.settings.metrics_bind}/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+async def test_metrics_count_requests_results_and_calls(stack, run):
+    before = await _scrape(stack)
+    company = stack.hubspot.create_object(PORTAL, "companies", {"name": "Metered AB"})
+    stack.hubspot.faults.add(path_contains=f"/companies/{company}", status=429, retry_after=0,
+                             count=1, method="GET")
+    out = await run("create-client", "COMPANY", company, {"name": "Metered AB"})
+    assert out["result"] == "created"
+    failed = await run("create-client", "COMPANY", company, {"name": ""})
+    assert failed["result"] == "skipped"  # kleer_id is set now
+    after = await _scrape(stack)
+
+    def grew(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert grew("kleer_api_requests_total", action="create-client", outcome="started") == 2
+    assert grew("kleer_executions_finished_total", action="create-client", result="created") == 1
+    assert grew("kleer_executions_finished_total", action="create-client", result="skipped") == 1
+    assert grew("kleer_http_calls_total", service="hubspot", status="429") == 1
+    assert grew("kleer_http_calls_total", service="hubspot", status="2xx") >= 4
+    assert grew("kleer_http_calls_total", service="kleer", status="2xx") >= 2
+    # The SDK's own metrics are on the same endpoint.
+    assert re.search(r"^temporal_\w+", after, re.M)
