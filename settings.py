@@ -69,16 +69,30 @@ class Settings:
     temporal_tls: bool = False
     temporal_api_key: str | None = field(default=None, repr=False)
     # Share of each portal's HubSpot limit this integration may use (the rest: other apps).
-    hubspot_rate_share: float = 0.85
+    hubspot_rate_share: float = 0.9
     # Callback completions wait up to this long to be sent in one batch call (activities/callbacks.py).
     callback_flush_s: float = 1.0
     max_concurrent_activities: int = 200
+    max_cached_workflows: int = 10_000
     # Prometheus endpoint of this process (telemetry.py), e.g. "0.0.0.0:9464"; None = off.
     metrics_bind: str | None = None
     log_format: str = "text"  # or "json"
     # Custom search attributes (portal, action, object, result); must be registered on the cluster.
     search_attributes: bool = True
     step_policy: StepPolicy = field(default_factory=StepPolicy)
+
+    def hubspot_pacing(self, portal_id: int) -> tuple[float, float]:
+        """(HubSpot activities per second, callback flush interval in s) for a portal.
+
+        The portal's budget is its limit times HUBSPOT_RATE_SHARE. Callback completions are
+        batched and sent at most once per flush interval per worker process; the interval is
+        stretched for small limits so they never take more than half the budget. The rest paces
+        the one-call activities (Temporal task-queue rate limit, across all workers).
+        """
+        creds = self.portal(portal_id)
+        budget = creds.hubspot_rate_limit / creds.hubspot_rate_window_s * self.hubspot_rate_share
+        flush_s = max(self.callback_flush_s, 2 / budget)
+        return budget - 1 / flush_s, flush_s
 
     def portal(self, portal_id: int) -> PortalCredentials:
         try:
@@ -146,6 +160,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         callback_flush_s=float(env.get("CALLBACK_FLUSH_SECONDS", d.callback_flush_s)),
         max_concurrent_activities=int(env.get("MAX_CONCURRENT_ACTIVITIES",
                                               d.max_concurrent_activities)),
+        max_cached_workflows=int(env.get("MAX_CACHED_WORKFLOWS", d.max_cached_workflows)),
         codec_cors_origins=tuple(o.strip() for o in env.get("CODEC_CORS_ORIGINS", "").split(",")
                                  if o.strip()) or d.codec_cors_origins,
         temporal_tls=env.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),

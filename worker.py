@@ -19,20 +19,13 @@ from temporalio.worker import Worker
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
-from settings import PortalCredentials, Settings, load_settings
+from settings import Settings, load_settings
 from telemetry import setup_logging
 from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
 from workflows.models import callbacks_task_queue, hubspot_task_queue
 
 log = logging.getLogger(__name__)
-
-
-def hubspot_calls_per_second(settings: Settings, creds: PortalCredentials) -> float:
-    """The activity rate of a portal's HubSpot queue: its share of the portal's limit. The rest
-    is headroom for the batched callback completions (at most one call per flush per worker
-    process, on the portal's unthrottled callbacks queue) and for other apps."""
-    return creds.hubspot_rate_limit / creds.hubspot_rate_window_s * settings.hubspot_rate_share
 
 
 class WorkerGroup:
@@ -58,15 +51,20 @@ def build_worker(client: Client, settings: Settings) -> WorkerGroup:
         client, task_queue=settings.task_queue, workflows=list(WORKFLOWS.values()),
         activities=[kleer.create, kleer.update, kleer.find_products],
         max_concurrent_activities=settings.max_concurrent_activities,
+        # A bulk enrollment keeps thousands of runs open at once; evicting them from the cache
+        # means replaying their histories again and again (CPU, not progress).
+        max_cached_workflows=settings.max_cached_workflows,
     )]
     hubspot_activities = [hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
                           hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items]
-    for portal_id, creds in sorted(settings.portals.items()):
-        rate = hubspot_calls_per_second(settings, creds)
+    for portal_id in sorted(settings.portals):
+        rate, flush_s = settings.hubspot_pacing(portal_id)
         queue = hubspot_task_queue(settings.task_queue, portal_id)
         workers.append(Worker(
             client, task_queue=queue, activities=hubspot_activities,  # type: ignore[arg-type]
             max_task_queue_activities_per_second=rate,
+            # Also paced here: the server's limiter lets a burst through when a queue wakes up.
+            max_activities_per_second=rate,
             max_concurrent_activities=settings.max_concurrent_activities,
         ))
         workers.append(Worker(
@@ -74,7 +72,8 @@ def build_worker(client: Client, settings: Settings) -> WorkerGroup:
             activities=[hubspot.complete],
             max_concurrent_activities=settings.max_concurrent_activities,
         ))
-        log.info("portal %s: HubSpot calls limited to %.1f/s for all workers", portal_id, rate)
+        log.info("portal %s: HubSpot calls paced at %.1f/s for all workers, callbacks batched "
+                 "every %.1f s", portal_id, rate, flush_s)
     return WorkerGroup(workers, [hubspot, kleer])
 
 

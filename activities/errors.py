@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from service_errors import ServiceError
 from settings import UnknownPortalError
@@ -19,7 +19,12 @@ R = TypeVar("R")
 def to_application_error(exc: ServiceError) -> ApplicationError:
     if exc.retryable:
         delay = timedelta(seconds=exc.retry_after_s) if exc.retry_after_s else None
-        return ApplicationError(str(exc), type=f"{exc.service}Unavailable", next_retry_delay=delay)
+        # A 429 is the API pacing us, not a fault: BENIGN keeps it out of warning logs and
+        # failure metrics (kleer_http_calls_total{status="429"} still counts it).
+        category = ApplicationErrorCategory.BENIGN if exc.status == 429 else \
+            ApplicationErrorCategory.UNSPECIFIED
+        return ApplicationError(str(exc), type=f"{exc.service}Unavailable", next_retry_delay=delay,
+                                category=category)
     return ApplicationError(
         f"{exc.service} rejected the request ({exc.status}): {exc.message}",
         type=f"{exc.service}Rejected",

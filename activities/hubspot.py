@@ -156,8 +156,8 @@ class HubSpotActivities:
         An unknown, expired or already completed callback is final: returns "closed: ...".
         """
         if req.portal_id not in self._batchers:
-            self._batchers[req.portal_id] = CallbackBatcher(
-                self.client(req.portal_id), self._settings.callback_flush_s)
+            _, flush_s = self._settings.hubspot_pacing(req.portal_id)
+            self._batchers[req.portal_id] = CallbackBatcher(self.client(req.portal_id), flush_s)
         try:
             await self._batchers[req.portal_id].complete(req.callback_id, req.output_fields)
         except ServiceError as exc:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,6 @@ from settings import Settings, StepPolicy
 from simulators.driver import HubSpotDriver
 
 PORTAL = DEMO_PORTAL
-ROOT = Path(__file__).parent.parent
 ACTIONS = ["create-client", "create-invoice", "create-agreement", "create-project"]
 KIND = {"create-client": "client", "create-invoice": "invoice",
         "create-agreement": "agreement", "create-project": "project"}
@@ -45,12 +42,6 @@ class Execution:
     object_id: str
     callback_id: str = ""
     line_items: int = 0
-
-
-def _worker(stack: LocalStack, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT,
-                            env={**os.environ, **stack.worker_env()},
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def _seed(stack: LocalStack, action: str, tag: str) -> Execution:
@@ -143,7 +134,7 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
     stack.hubspot.faults.clear()
     runs = [_seed(stack, ACTIONS[i % len(ACTIONS)], f"{fault}-{i}") for i in range(n)]
     _inject(stack, fault)
-    worker = _worker(stack, logdir / f"{fault}.log")
+    worker = stack.spawn_worker(logdir / f"{fault}.log")
     started = time.monotonic()
     try:
         async def fire(run: Execution) -> None:
@@ -163,7 +154,7 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
                 await asyncio.sleep(3)
                 worker.kill()
                 worker.wait()
-                worker = _worker(stack, logdir / f"{fault}-{i}.log")
+                worker = stack.spawn_worker(logdir / f"{fault}-{i}.log")
         elif fault == "restart":
             await asyncio.sleep(1.5)
             await asyncio.to_thread(stack.temporal.stop)

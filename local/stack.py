@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -149,7 +152,9 @@ class LocalStack:
             temporal_address=address,
             hubspot_client_secret=base.hubspot_client_secret or DEMO_CLIENT_SECRET,
             portals=base.portals or {DEMO_PORTAL: PortalCredentials(
-                DEMO_PORTAL, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY, DEMO_KLEER_KEY)},
+                DEMO_PORTAL, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY, DEMO_KLEER_KEY,
+                hubspot_rate_limit=self.hubspot_rate_limit[0],
+                hubspot_rate_window_s=self.hubspot_rate_limit[1] / 1000)},
         )
         self.client = await connect_with_retry(self.settings)
         if self.run_worker:
@@ -189,6 +194,14 @@ class LocalStack:
             env[f"PORTAL_{pid}_KLEER_API_KEY"] = creds.kleer_api_key
             env[f"PORTAL_{pid}_HUBSPOT_RATE_LIMIT"] = str(creds.hubspot_rate_limit)
         return env
+
+    def spawn_worker(self, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        """`python -m worker` in its own process joining this stack, as an operator runs it."""
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                [sys.executable, "-m", "worker"], cwd=Path(__file__).resolve().parents[1],
+                env={**os.environ, **self.worker_env(), **(extra_env or {})},
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def action_url(self, action: str) -> str:
         return f"{self.api.url}/hubspot/actions/{action}"

@@ -4,9 +4,7 @@ on its database file while executions are in flight. Nothing lost, nothing twice
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +16,6 @@ from settings import Settings, StepPolicy
 from simulators.driver import HubSpotDriver
 
 PORTAL = DEMO_PORTAL
-ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +37,7 @@ class WorkerProcess:
     """`python -m worker` in its own process, as an operator would run it."""
 
     def __init__(self, stack: LocalStack, log: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT,
-                                     env={**os.environ, **stack.worker_env()},
-                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        self.proc = stack.spawn_worker(log)
 
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL: no cleanup, in-flight activities are simply lost
