@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from actions.base import ActionContext, ActionSpec, foreign_id
+    from actions.base import ActionContext, ActionSpec
     from actions.fields import InputError
     from actions.rows import product_ids
     from activities.hubspot import HubSpotActivities
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SyncMirror,
         WriteBack,
     )
+    from kleer_api.models import KleerModel
     from workflows.models import (
         PORTAL_ID,
         RESULT,
@@ -43,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 T = TypeVar("T")
-
 
 
 def hubspot_queue(portal_id: int) -> str:
@@ -122,72 +122,88 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
 
 
 async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
-    read = await _hubspot_step(HubSpotActivities.read_record,
-                       ReadRecord(portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id),
-                       ex.policy)
-    ctx = ActionContext(portal_id=ex.portal_id, object_type=spec.object_type, record=read.record,
-                        mappings=read.mappings)
+    ctx = await _read(spec, ex)
     existing = ctx.record.prop(spec.id_property)
     if spec.operation == "create" and existing:
         return ActionResult(state="SUCCESS", result="skipped", kleer_id=existing)
-    company_id = ctx.record.primary_company_id() if spec.needs_company else None
-    if company_id:
-        ctx.company = await _hubspot_step(HubSpotActivities.read_company,
-                                  ReadObject(portal_id=ex.portal_id, object_id=company_id), ex.policy)
-    if spec.reads_line_items and (item_ids := ctx.record.associated_ids("line_items")):
-        ctx.line_items = await _hubspot_step(HubSpotActivities.read_line_items,
-                                     ReadLineItems(portal_id=ex.portal_id, ids=item_ids), ex.policy)
     if problem := spec.prerequisite_error(ctx):
         raise FinalFailure(problem)
-
     if spec.reads_line_items and (wanted := product_ids(ctx.line_items)):
-        ctx.products = await _step(KleerActivities.find_products,
-                                   FindProducts(portal_id=ex.portal_id, hubspot_product_ids=wanted),
-                                   ex.policy)
+        ctx.products = await _step(KleerActivities.find_products, FindProducts(
+            portal_id=ex.portal_id, hubspot_product_ids=wanted), ex.policy)
     try:
         record = spec.build(ctx, ex.input_fields)
     except InputError as exc:
         raise FinalFailure(str(exc)) from None
 
-    what = f"Kleer {spec.kleer_kind}"
-    written: KleerWritten
     if spec.operation == "create":
-        written = await _step(KleerActivities.create, KleerWrite(
-            portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
-            foreign_id=getattr(record, "foreign_id", None),
-        ), ex.policy, failure=f"{what} not created: ")
-        kleer_id = str(written.id)
-        await _hubspot_step(HubSpotActivities.write_back, WriteBack(
-            portal_id=ex.portal_id, hubspot_type=spec.hubspot_type, object_id=ex.object_id,
-            properties={spec.id_property: kleer_id},
-        ), ex.policy, failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ",
-            kleer_id=kleer_id)
+        written = await _create(spec, ex, record)
     else:
-        if not (existing or "").isdigit():
-            raise FinalFailure(f'{spec.id_property} "{existing}" is not a Kleer id (a number)')
-        written = await _step(KleerActivities.update, KleerWrite(
-            portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
-            record_id=int(existing or 0),
-        ), ex.policy, failure=f"{what} {existing} not updated: ", kleer_id=existing or "")
-        kleer_id = str(written.id)
-
+        written = await _update(spec, ex, record, existing or "")
     if spec.sync is not None:
-        associations = [("deals", ctx.record.id)]
-        if ctx.company is not None:
-            associations.append(("companies", ctx.company.id))
-        failure = f"{what} {kleer_id} was saved, but syncing it to HubSpot failed: "
-        mirror_id = await _hubspot_step(HubSpotActivities.sync_mirror, SyncMirror(
-            portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
-            properties=spec.sync.properties(written.record), associations=associations,
-            expect_new=spec.operation == "create",
-        ), ex.policy, failure=failure, kleer_id=kleer_id)
-        if line_items := spec.sync.line_items(written.record):
-            await _hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
-                portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
-                line_items=line_items), ex.policy, failure=failure, kleer_id=kleer_id)
-
+        await _sync_back(spec, ex, ctx, written)
     result = "created" if spec.operation == "create" else "updated"
-    return ActionResult(state="SUCCESS", result=result, kleer_id=kleer_id)
+    return ActionResult(state="SUCCESS", result=result, kleer_id=str(written.id))
 
 
-__all__ = ["run_action", "foreign_id"]
+async def _read(spec: ActionSpec, ex: ActionExecution) -> ActionContext:
+    """The record with its associations; then, unless the action will skip, its company and
+    line items (each read only when the action needs it)."""
+    read = await _hubspot_step(HubSpotActivities.read_record, ReadRecord(
+        portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id), ex.policy)
+    ctx = ActionContext(portal_id=ex.portal_id, object_type=spec.object_type, record=read.record,
+                        mappings=read.mappings)
+    if spec.operation == "create" and ctx.record.prop(spec.id_property):
+        return ctx
+    if spec.needs_company and (company_id := ctx.record.primary_company_id()):
+        ctx.company = await _hubspot_step(HubSpotActivities.read_company, ReadObject(
+            portal_id=ex.portal_id, object_id=company_id), ex.policy)
+    if spec.reads_line_items and (item_ids := ctx.record.associated_ids("line_items")):
+        ctx.line_items = await _hubspot_step(HubSpotActivities.read_line_items, ReadLineItems(
+            portal_id=ex.portal_id, ids=item_ids), ex.policy)
+    return ctx
+
+
+async def _create(spec: ActionSpec, ex: ActionExecution, record: KleerModel) -> KleerWritten:
+    what = f"Kleer {spec.kleer_kind}"
+    written = await _step(KleerActivities.create, KleerWrite(
+        portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
+        foreign_id=getattr(record, "foreign_id", None),
+    ), ex.policy, failure=f"{what} not created: ")
+    kleer_id = str(written.id)
+    await _hubspot_step(HubSpotActivities.write_back, WriteBack(
+        portal_id=ex.portal_id, hubspot_type=spec.hubspot_type, object_id=ex.object_id,
+        properties={spec.id_property: kleer_id},
+    ), ex.policy, kleer_id=kleer_id,
+        failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ")
+    return written
+
+
+async def _update(spec: ActionSpec, ex: ActionExecution, record: KleerModel,
+                  existing: str) -> KleerWritten:
+    if not existing.isdigit():
+        raise FinalFailure(f'{spec.id_property} "{existing}" is not a Kleer id (a number)')
+    return await _step(KleerActivities.update, KleerWrite(
+        portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
+        record_id=int(existing),
+    ), ex.policy, failure=f"Kleer {spec.kleer_kind} {existing} not updated: ", kleer_id=existing)
+
+
+async def _sync_back(spec: ActionSpec, ex: ActionExecution, ctx: ActionContext,
+                     written: KleerWritten) -> None:
+    """Mirror the Kleer record as the HubSpot invoice/subscription, then its line items."""
+    assert spec.sync is not None
+    kleer_id = str(written.id)
+    associations = [("deals", ctx.record.id)]
+    if ctx.company is not None:
+        associations.append(("companies", ctx.company.id))
+    failure = f"Kleer {spec.kleer_kind} {kleer_id} was saved, but syncing it to HubSpot failed: "
+    mirror_id = await _hubspot_step(HubSpotActivities.sync_mirror, SyncMirror(
+        portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
+        properties=spec.sync.properties(written.record), associations=associations,
+        expect_new=spec.operation == "create",
+    ), ex.policy, failure=failure, kleer_id=kleer_id)
+    if line_items := spec.sync.line_items(written.record):
+        await _hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
+            portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
+            line_items=line_items), ex.policy, failure=failure, kleer_id=kleer_id)
