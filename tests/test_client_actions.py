@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import OTHER_COMPANY, OTHER_PORTAL, PORTAL
 
 
@@ -30,11 +32,12 @@ async def test_create_client_writes_kleer_and_hubspot(stack, run):
     assert record["properties"]["kleer_id"] == out["kleer_id"]
 
 
-async def test_existing_kleer_id_skips_without_writing(stack, run):
+@pytest.mark.parametrize("action", ["create-client", "create-client-from-mappings"])
+async def test_existing_kleer_id_skips_without_writing(stack, run, action):
     cid = company(stack, {"name": "Known AB", "kleer_id": "4242"})
     before = len(kleer_clients(stack))
     stack.hubspot.calls.clear()
-    out = await run("create-client", "COMPANY", cid, {"name": "Known AB"})
+    out = await run(action, "COMPANY", cid, {"name": "Known AB"})
     assert (out["hs_execution_state"], out["result"], out["kleer_id"]) == (
         "SUCCESS", "skipped", "4242")
     assert len(kleer_clients(stack)) == before

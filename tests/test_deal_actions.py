@@ -62,12 +62,20 @@ async def test_create_invoice_with_rows_and_sync_back(stack, run):
                                                              ("Setup", "0.30")]
 
 
-async def test_create_invoice_is_skipped_when_already_invoiced(stack, run):
-    deal_id, _ = seed_deal(stack, props={"kleer_invoice_id": "31"})
-    before = len(stack.kleer.records(1, "invoice"))
-    out = await run("create-invoice", "DEAL", deal_id)
-    assert (out["result"], out["kleer_id"]) == ("skipped", "31")
-    assert len(stack.kleer.records(1, "invoice")) == before
+@pytest.mark.parametrize("action,prop,kind", [
+    ("create-invoice", "kleer_invoice_id", "invoice"),
+    ("create-agreement", "kleer_agreement_id", "agreement"),
+    ("create-project", "kleer_project_id", "project"),
+    ("create-project-from-mappings", "kleer_project_id", "project"),
+])
+async def test_deal_create_actions_skip_when_already_done(stack, run, action, prop, kind):
+    deal_id, _ = seed_deal(stack, props={prop: "31"})
+    before = len(stack.kleer.records(1, kind))
+    stack.hubspot.calls.clear()
+    out = await run(action, "DEAL", deal_id, {"name": "P"})
+    assert (out["hs_execution_state"], out["result"], out["kleer_id"]) == ("SUCCESS", "skipped", "31")
+    assert len(stack.kleer.records(1, kind)) == before
+    assert [c["method"] for c in stack.hubspot.calls.list() if c["method"] == "PATCH"] == []
 
 
 @pytest.mark.parametrize("action", ["create-invoice", "create-agreement", "create-project"])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import re
 
 import httpx
 
+from telemetry import JsonFormatter
 from tests.conftest import PORTAL
 
 
@@ -46,3 +50,32 @@ async def test_metrics_count_requests_results_and_calls(stack, run):
     assert grew("kleer_http_calls_total", service="kleer", status="2xx") >= 2
     # The SDK's own metrics are on the same endpoint.
     assert re.search(r"^temporal_\w+", after, re.M)
+
+
+async def test_search_attributes_find_failed_runs_of_a_portal_and_action(stack, run):
+    company = stack.hubspot.create_object(PORTAL, "companies", {"name": "Findable AB"})
+    out = await run("create-client", "COMPANY", company, {"name": "Findable AB",
+                                                          "payment_days": "soon"})
+    assert out["result"] == "failed"
+    wanted = f"hubspot-action-{out['callback_id']}"
+    query = (f"KleerPortalId = {PORTAL} AND KleerAction = 'create-client' "
+             f"AND KleerResult = 'failed' AND HubSpotObjectId = '{company}'")
+    for _ in range(50):  # visibility is eventually consistent
+        found = [w async for w in stack.client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert [w.id for w in found] == [wanted]
+    description = await stack.client.get_workflow_handle(wanted).describe()
+    assert await description.static_summary() == f"create-client · portal {PORTAL} · COMPANY {company}"
+
+
+def test_json_logs_carry_the_temporal_context():
+    record = logging.LogRecord("temporalio.activity", logging.INFO, __file__, 1, "done %s",
+                               ("x",), None)
+    record.temporal_activity = {"workflow_id": "hubspot-action-cb-1", "activity_type": "kleer.create",
+                                "attempt": 2, "heartbeat_details": "ignored"}
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "done x" and line["workflow_id"] == "hubspot-action-cb-1"
+    assert line["activity_type"] == "kleer.create" and line["attempt"] == 2
+    assert "heartbeat_details" not in line

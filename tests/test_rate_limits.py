@@ -62,9 +62,9 @@ async def test_burst_is_paced_under_the_limit_and_other_portal_is_not_starved(pa
         busy_done_by_then = sum(1 for k, t in done.items() if k.startswith(f"{BUSY}:"))
         await asyncio.gather(*burst)
     calls = [c for c in stack.hubspot.calls.list() if c["key"] == BUSY]
-    # 6 executions x 2 paced calls at 0.9/s: the burst takes ~13 s, the quiet portal seconds.
-    assert quiet_done - started < 8, quiet_done - started
-    assert busy_done_by_then < len(busy) / 2
+    # 6 executions x 2 paced calls at 0.9/s: the burst takes ~13 s; the quiet portal, started a
+    # second later, is done while most of the burst still waits for its turn.
+    assert busy_done_by_then < len(busy) / 2, (busy_done_by_then, quiet_done - started)
     assert [c for c in calls if c["status"] == 429] == []
     # Never more than the limit in any rolling 10 s window.
     times = sorted(c["ts"] for c in calls)
