@@ -272,6 +272,8 @@ async def run_burst(stack: LocalStack, driver: HubSpotDriver, config: BenchConfi
     sent = await fire(stack, driver, executions, config.concurrency, deadline)
     delivered = {s.delivery.callback_id for s in sent if _delivered(s.delivery)}
     say(f"delivered {len(delivered)}/{len(sent)}; waiting for the callbacks")
+    for failed in [s for s in sent if s.delivery is None or s.delivery.callback_id not in delivered][:3]:
+        say(f"  not delivered: {failed.error or failed.delivery}")
     done = await wait_for_callbacks(stack, delivered, deadline, say)
     acks, e2e = _latencies(sent, done)
     return Burst(

@@ -85,7 +85,7 @@ STEPS = [
 
 async def _call_counts(driver: HubSpotDriver, kleer_url: str) -> tuple[int, int]:
     """Calls our code made so far, from the simulators' call logs (admin calls not counted)."""
-    http = driver._http
+    http = driver._admin
     hubspot = (await http.get(f"{driver.hubspot_sim_url}/_sim/calls")).json()["calls"]
     kleer = (await http.get(f"{kleer_url}/_sim/calls")).json()["calls"]
     return len(hubspot), len(kleer)

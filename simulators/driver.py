@@ -70,6 +70,8 @@ class HubSpotDriver:
         self.action_url = action_url
         self.client_secret = client_secret
         self.hubspot_sim_url = hubspot_sim_url.rstrip("/")
+        # Simulator bookkeeping on its own connections: a full execution pool must not starve it.
+        self._admin = httpx.AsyncClient(timeout=30)
         self._http = httpx.AsyncClient(timeout=timeout_s,
                                        limits=httpx.Limits(max_connections=200))
 
@@ -81,9 +83,10 @@ class HubSpotDriver:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._admin.aclose()
 
     async def register_callback(self, portal_id: int, callback_id: str) -> None:
-        response = await self._http.post(f"{self.hubspot_sim_url}/_sim/callbacks",
+        response = await self._admin.post(f"{self.hubspot_sim_url}/_sim/callbacks",
                                          json={"portal_id": portal_id, "callback_id": callback_id})
         response.raise_for_status()
 
@@ -140,7 +143,7 @@ class HubSpotDriver:
         """outputFields of the completed callback; TimeoutError if it stays pending."""
         deadline = time.monotonic() + timeout_s
         while True:
-            response = await self._http.get(f"{self.hubspot_sim_url}/_sim/callbacks")
+            response = await self._admin.get(f"{self.hubspot_sim_url}/_sim/callbacks")
             response.raise_for_status()
             callback = response.json()["callbacks"].get(callback_id)
             if callback and callback["state"] == "completed":
