@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     def answer(response: JSONResponse, key: str, outcome: str) -> JSONResponse:
         requests.add(1, {"action": key if key in ACTIONS else "unknown", "outcome": outcome})
         return response
+
     state: dict[str, Client] = {"client": client} if client else {}
 
     @asynccontextmanager

@@ -47,7 +47,7 @@ class KleerActivities:
                                  req.kind, existing.get("id"))
             return KleerWritten(id=int(existing["id"]), record=existing, existed=True)
         try:
-            new_id = await kleer.create(req.kind, req.payload)  # type: ignore[arg-type]
+            new_id = await kleer.create(req.kind, req.payload)
         except ServiceError as exc:
             if exc.status is None:
                 # Timed out or dropped: Kleer may still commit this request. Look again only once
@@ -58,11 +58,11 @@ class KleerActivities:
                                        next_retry_delay=timedelta(
                                            seconds=self._settings.create_settle_s)) from None
             raise
-        return KleerWritten(id=new_id, record=await kleer.get(req.kind, new_id))  # type: ignore[arg-type]
+        return KleerWritten(id=new_id, record=await kleer.get(req.kind, new_id))
 
     async def _find_earlier(self, kleer: KleerClient, req: KleerWrite) -> dict | None:
         if req.foreign_id:
-            return await kleer.find_by_foreign_id(req.kind, req.foreign_id)  # type: ignore[arg-type]
+            return await kleer.find_by_foreign_id(req.kind, req.foreign_id)
         if req.kind == "project" and activity.info().attempt > 1:
             # Projects have no foreign-id. Only a retry can follow a lost answer, so only a retry
             # looks for the client's project with the same name and number.
@@ -80,8 +80,8 @@ class KleerActivities:
         """Apply the update; repeating it with the same payload gives the same record."""
         assert req.record_id is not None
         kleer = self.client(req.portal_id)
-        await kleer.update(req.kind, req.record_id, req.payload)  # type: ignore[arg-type]
-        return KleerWritten(id=req.record_id, record=await kleer.get(req.kind, req.record_id))  # type: ignore[arg-type]
+        await kleer.update(req.kind, req.record_id, req.payload)
+        return KleerWritten(id=req.record_id, record=await kleer.get(req.kind, req.record_id))
 
     @activity.defn(name="kleer.find_products")
     @translate_errors

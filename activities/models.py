@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from actions.mappings import FieldMapping
 from hubspot_api.models import CrmObject
+from kleer_api.client import Kind
 
 
 class ReadRecord(BaseModel):
@@ -41,7 +42,7 @@ class FindProducts(BaseModel):
 
 class KleerWrite(BaseModel):
     portal_id: int
-    kind: str
+    kind: Kind
     payload: dict[str, Any]
     foreign_id: str | None = None  # create: the durable marker that makes retries safe
     record_id: int | None = None  # update: the record to change
