@@ -41,15 +41,13 @@ class ClientInputs(ActionInputs):
 
 
 def client_from_inputs(ctx: ActionContext, inputs: ClientInputs) -> Client:
-    address = Address(address1=inputs.address1, address2=inputs.address2, zip_code=inputs.zip,
-                      state=inputs.state, country=inputs.country)
     return Client(
         foreign_id=foreign_id(ctx.portal_id, ctx.object_type, ctx.record.id, "client"),
         name=inputs.name or "",
         orgno=inputs.orgno,
         email=inputs.email,
         phone=inputs.phone,
-        address=None if address.is_empty() else address,
+        address=Address.from_inputs(inputs),
         country_code=inputs.country_code,
         vat_nr=inputs.vat_number,
         client_type=inputs.client_type,

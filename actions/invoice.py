@@ -23,16 +23,13 @@ class InvoiceInputs(ActionInputs):
 
 def build(ctx: ActionContext, raw: dict[str, str | None]) -> Invoice:
     inputs = InvoiceInputs.parse(raw)
-    address = Address(address1=inputs.address1, address2=inputs.address2, zip_code=inputs.zip,
-                      state=inputs.state, country=inputs.country)
     return Invoice(
         foreign_id=foreign_id(ctx.portal_id, "DEAL", ctx.record.id, "invoice"),
         client_ref=Ref(id=ctx.client_id()),
         invoice_date=inputs.invoice_date,
         currency=inputs.currency,
         delivery_type=inputs.delivery_type,
-        # Empty address: leave it out so Kleer fills it from the client.
-        invoice_address=None if address.is_empty() else address,
+        invoice_address=Address.from_inputs(inputs),
         po_nr=inputs.po_number,
         your_reference=inputs.your_reference,
         rows=[to_row(item, ctx.products) for item in ctx.line_items],

@@ -35,8 +35,14 @@ class Address(KleerModel):
     state: str | None = None
     country: str | None = None
 
-    def is_empty(self) -> bool:
-        return not any(self.model_dump().values())
+    @classmethod
+    def from_inputs(cls, inputs: object) -> Address | None:
+        """From an action's address inputs (address1, address2, zip, state, country); None when
+        none is given, so Kleer applies its default (an invoice gets the client's address)."""
+        address = cls(address1=getattr(inputs, "address1", None),
+                      address2=getattr(inputs, "address2", None), zip_code=getattr(inputs, "zip", None),
+                      state=getattr(inputs, "state", None), country=getattr(inputs, "country", None))
+        return None if not any(address.model_dump().values()) else address
 
 
 class Discount(KleerModel):
