@@ -6,7 +6,6 @@ Nothing slow happens here: HubSpot retries slow answers, and Temporal does the w
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -23,7 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 import telemetry
 from actions import ACTIONS
-from codec import EncryptionCodec, payloads_from_json, payloads_to_json
+from codec_server import codec_endpoint
 from hubspot_api.models import ExecutionRequest
 from hubspot_api.signature import SignatureError, verify
 from settings import Settings, load_settings
@@ -153,44 +152,6 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
     if settings.payload_key:
         routes.append(Route("/codec/{op:str}", codec_endpoint(settings), methods=["POST", "OPTIONS"]))
     return Starlette(routes=routes, lifespan=lifespan)
-
-
-def codec_endpoint(settings: Settings):
-    """Temporal's codec-server protocol, so the Temporal UI / CLI can show decrypted payloads.
-
-    Only callers with `Authorization: Bearer <CODEC_AUTH_TOKEN>` get plaintext; without a token
-    configured the endpoint refuses everything (decrypting must be a deliberate choice).
-    """
-    codec = EncryptionCodec.from_setting(settings.payload_key or "")
-
-    def cors(request: Request) -> dict[str, str]:
-        origin = request.headers.get("origin", "")
-        if origin not in settings.codec_cors_origins:
-            return {}
-        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type, Authorization, X-Namespace"}
-
-    async def endpoint(request: Request) -> Response:
-        headers = cors(request)
-        if request.method == "OPTIONS":
-            return Response(status_code=204, headers=headers)
-        op = request.path_params["op"]
-        if op not in ("encode", "decode"):
-            return _error(404, "use /codec/encode or /codec/decode")
-        supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        token = settings.codec_auth_token
-        if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
-            log.warning("codec %s refused: missing or wrong token", op)
-            return JSONResponse({"message": "unauthorised"}, status_code=401, headers=headers)
-        try:
-            payloads = payloads_from_json((await request.json())["payloads"])
-            done = await (codec.decode(payloads) if op == "decode" else codec.encode(payloads))
-        except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"message": f"bad payloads: {exc}"}, status_code=400, headers=headers)
-        return JSONResponse({"payloads": payloads_to_json(done)}, headers=headers)
-
-    return endpoint
 
 
 def app() -> Starlette:
