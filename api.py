@@ -28,7 +28,7 @@ from hubspot_api.signature import SignatureError, verify
 from settings import Settings, load_settings
 from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
-from workflows.models import ActionExecution, workflow_id
+from workflows.models import ActionExecution
 
 log = logging.getLogger("api")
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
             object_type=execution.object.objectType, object_id=execution.object.objectId,
             input_fields=execution.inputFields, policy=settings.step_policy,
         )
-        wf_id = workflow_id(execution.callbackId)
+        wf_id = run.workflow_id
         context = {"callback_id": execution.callbackId, "workflow_id": wf_id, "action": key,
                    "portal_id": run.portal_id}
         outcome = "started"

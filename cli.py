@@ -161,6 +161,7 @@ async def _replay(args: argparse.Namespace) -> None:
     from ops.replay import ReplayError, replay
     from settings import load_settings
     from temporal_client import connect
+    from workflows.runs import outcome
 
     settings = load_settings()
     client = await connect(settings)
@@ -170,7 +171,7 @@ async def _replay(args: argparse.Namespace) -> None:
         _fail(str(exc))
     print(f"started {handle.id} (run {handle.result_run_id})", flush=True)
     if not args.no_wait:
-        result = await handle.result()
+        result = await outcome(handle)
         print(json.dumps(result.model_dump(), indent=2))
 
 

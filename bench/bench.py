@@ -137,8 +137,9 @@ async def _quiet_call_counts(stack: LocalStack, quiet_s: float = 0.2,
     return counts
 
 
-async def _activities_of(stack: LocalStack, callback_id: str) -> int:
-    history = await stack.client.get_workflow_handle(workflow_id(callback_id)).fetch_history()
+async def _activities_of(stack: LocalStack, ex: Execution, callback_id: str) -> int:
+    wf_id = workflow_id(ex.action, ex.object_type, ex.object_id, callback_id)
+    history = await stack.client.get_workflow_handle(wf_id).fetch_history()
     return sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
 
 
@@ -159,7 +160,7 @@ async def _calibrate_action(stack: LocalStack, driver: HubSpotDriver, action: st
             continue  # warm-up: a worker's first run also fills its caches (association labels)
         hubspot.append(after[0] - before[0])
         kleer.append(after[1] - before[1])
-        activities.append(await _activities_of(stack, delivery.callback_id))
+        activities.append(await _activities_of(stack, ex, delivery.callback_id))
         outcomes[_outcome(callback)] += 1
     return Calibration(action, runs, sum(hubspot) / runs, sum(kleer) / runs,
                        sum(activities) / runs, dict(outcomes))

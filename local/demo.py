@@ -108,7 +108,9 @@ async def run_demo(api_url: str, hubspot_url: str, kleer_url: str, client_secret
             after = await _call_counts(driver, kleer_url)
             row = {"step": step.title, "action": step.action,
                    "object": f"{step.object_type} {ids[step.object_ref]}", **outputs,
-                   "workflow_id": workflow_id(delivery.callback_id),
+                   "workflow_id": workflow_id(step.action, step.object_type,
+                                                            ids[step.object_ref],
+                                                            delivery.callback_id),
                    "hubspot_calls": after[0] - before[0], "kleer_calls": after[1] - before[1]}
             rows.append(row)
             _print(row, ui_url, namespace)

@@ -18,6 +18,7 @@ SEARCH_ATTRIBUTES = {
     "KleerAction": "Keyword",
     "HubSpotObjectId": "Keyword",
     "KleerResult": "Keyword",
+    "HubSpotCallbackId": "Keyword",
 }
 
 

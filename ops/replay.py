@@ -13,7 +13,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from settings import Settings
-from workflows.models import ActionExecution, ActionResult, workflow_id
+from workflows.models import ActionExecution, ActionResult
+from workflows.runs import find_by_callback_id
 
 MAX_REPLAYS = 1000
 
@@ -39,7 +40,21 @@ async def original_input(client: Client, wf_id: str) -> ActionExecution:
     raise ReplayError(f"workflow {wf_id} has no readable ActionExecution input")
 
 
-async def replay(client: Client, settings: Settings, callback_id: str
+async def resolve(client: Client, ref: str) -> str:
+    """The workflow id of an execution, given its workflow id (as pasted from the UI) or its
+    HubSpot callbackId (found through the HubSpotCallbackId search attribute)."""
+    try:
+        await client.get_workflow_handle(ref).describe()
+        return ref
+    except RPCError:
+        pass
+    originals = [w for w in await find_by_callback_id(client, ref) if "-replay-" not in w]
+    if not originals:
+        raise ReplayError(f"no workflow with id or callbackId {ref!r}")
+    return originals[0]
+
+
+async def replay(client: Client, settings: Settings, ref: str
                  ) -> WorkflowHandle[object, ActionResult]:
     """Start a new run of the execution's workflow, id `<original id>-replay-<n>` (next free n).
 
@@ -51,11 +66,8 @@ async def replay(client: Client, settings: Settings, callback_id: str
 
     Refuses while the original is still running: it may yet succeed, and two runs would race.
     """
-    wf_id = workflow_id(callback_id)
-    try:
-        description = await client.get_workflow_handle(wf_id).describe()
-    except RPCError as exc:  # NOT_FOUND, mostly; keep the server's words
-        raise ReplayError(f"no workflow {wf_id} for callback {callback_id}: {exc}") from None
+    wf_id = await resolve(client, ref)
+    description = await client.get_workflow_handle(wf_id).describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise ReplayError(f"workflow {wf_id} is still running: wait for it (or terminate it) "
                           "before replaying")

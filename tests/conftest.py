@@ -21,6 +21,7 @@ from local.temporal_server import free_port
 from settings import PortalCredentials, Settings, StepPolicy
 from simulators.driver import HubSpotDriver
 from workflows.models import workflow_id
+from workflows.runs import outcome
 
 PORTAL = DEMO_PORTAL
 PAYLOAD_KEY = "test-payload-key-not-a-secret-in-prod"
@@ -123,9 +124,10 @@ class Runner:
         assert delivery.response_json["outputFields"]["hs_execution_state"] == "BLOCK", delivery
         outputs = await self.driver.wait_for_completion(delivery.callback_id, timeout_s=60)
         outputs["callback_id"] = delivery.callback_id
+        outputs["workflow_id"] = workflow_id(action, object_type, object_id, delivery.callback_id)
         # The callback completes just before the run closes; wait for that too, so a test
         # sees the run finished (e.g. before replaying it).
-        await self.stack.client.get_workflow_handle(workflow_id(delivery.callback_id)).result()
+        await outcome(self.stack.client.get_workflow_handle(outputs["workflow_id"]))
         return outputs
 
 

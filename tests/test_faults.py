@@ -17,7 +17,8 @@ from hubspot_api.signature import signed_headers
 from simulators.driver import build_execution_body
 from tests.conftest import PORTAL
 from tests.test_deal_actions import seed_deal
-from workflows.models import ActionResult, workflow_id
+from workflows.models import workflow_id
+from workflows.runs import find_by_callback_id, outcome
 
 SECRET = "demo-client-secret"
 
@@ -91,8 +92,7 @@ async def test_lost_hubspot_answers_do_not_duplicate_the_sync_or_callback(stack,
     [mirror] = stack.hubspot.find_objects(PORTAL, "invoices", kleer_id=out["kleer_id"])
     items = stack.hubspot.associations_of(PORTAL, "invoices", mirror["id"], "line_items")
     assert len(items) == 2  # the dropped batch was archived and created again, not doubled
-    result = await stack.client.get_workflow_handle(workflow_id(out["callback_id"]),
-                                                    result_type=ActionResult).result()
+    result = await outcome(stack.client.get_workflow_handle(out["workflow_id"]))
     assert result.callback.startswith("closed")  # the committed completion answered "already"
 
 
@@ -115,8 +115,8 @@ async def test_redelivery_while_running_and_after_starts_one_run(stack, run, dri
     assert out["result"] == "created"
     assert len([c for c in stack.kleer.records(1, "client")
                 if c.get("foreign-id", "").endswith(f":company:{company}:client")]) == 1
-    runs = [w async for w in stack.client.list_workflows(f"WorkflowId = '{workflow_id(callback_id)}'")]
-    assert len(runs) == 1
+    assert await find_by_callback_id(stack.client, callback_id) == [
+        workflow_id("create-client", "COMPANY", company, callback_id)]
 
 
 async def test_update_agreement_redelivered_while_running_applies_once(stack, run, driver):
@@ -189,8 +189,9 @@ async def test_unknown_or_expired_callback_is_final(stack):
         response = await http.post(url, content=body,
                                    headers=signed_headers(SECRET, "POST", url, body))
     assert response.status_code == 200
-    handle = stack.client.get_workflow_handle(workflow_id(callback_id), result_type=ActionResult)
-    result = await asyncio.wait_for(handle.result(), 30)
+    handle = stack.client.get_workflow_handle(
+        workflow_id("create-client", "COMPANY", company, callback_id))
+    result = await asyncio.wait_for(outcome(handle), 30)
     assert result.result == "created" and result.callback.startswith("closed")
 
 

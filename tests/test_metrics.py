@@ -57,7 +57,7 @@ async def test_search_attributes_find_failed_runs_of_a_portal_and_action(stack, 
     out = await run("create-client", "COMPANY", company, {"name": "Findable AB",
                                                           "payment_days": "soon"})
     assert out["result"] == "failed"
-    wanted = f"hubspot-action-{out['callback_id']}"
+    wanted = out["workflow_id"]
     query = (f"KleerPortalId = {PORTAL} AND KleerAction = 'create-client' "
              f"AND KleerResult = 'failed' AND HubSpotObjectId = '{company}'")
     for _ in range(50):  # visibility is eventually consistent
@@ -73,9 +73,10 @@ async def test_search_attributes_find_failed_runs_of_a_portal_and_action(stack, 
 def test_json_logs_carry_the_temporal_context():
     record = logging.LogRecord("temporalio.activity", logging.INFO, __file__, 1, "done %s",
                                ("x",), None)
-    record.temporal_activity = {"workflow_id": "hubspot-action-cb-1", "activity_type": "kleer.create",
+    record.temporal_activity = {"workflow_id": "create-client-company-1-cb-1",
+                                "activity_type": "kleer.create",
                                 "attempt": 2, "heartbeat_details": "ignored"}
     line = json.loads(JsonFormatter().format(record))
-    assert line["message"] == "done x" and line["workflow_id"] == "hubspot-action-cb-1"
+    assert line["message"] == "done x" and line["workflow_id"] == "create-client-company-1-cb-1"
     assert line["activity_type"] == "kleer.create" and line["attempt"] == 2
     assert "heartbeat_details" not in line

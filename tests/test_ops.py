@@ -21,7 +21,7 @@ from ops.portal_setup import setup_portal
 from ops.replay import ReplayError, replay
 from service_errors import ServiceError
 from tests.conftest import PORTAL
-from workflows.models import workflow_id
+from workflows.runs import outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://kleer.example.com"
@@ -211,16 +211,16 @@ async def test_replay_of_a_finished_execution_creates_nothing_twice(stack, run):
     clients_before = len(stack.kleer.records(1, "client"))
 
     handle = await replay(stack.client, stack.settings, out["callback_id"])
-    assert handle.id == f"{workflow_id(out['callback_id'])}-replay-1"
-    result = await handle.result()
+    assert handle.id == f"{out['workflow_id']}-replay-1"
+    result = await outcome(handle)
     assert (result.result, result.kleer_id) == ("skipped", out["kleer_id"])
     assert result.callback.startswith("closed")  # HubSpot's callback was completed already
     assert len(stack.kleer.records(1, "client")) == clients_before
 
     again = await replay(stack.client, stack.settings, out["callback_id"])
     assert again.id.endswith("-replay-2")
-    await again.result()
-    original = await stack.client.get_workflow_handle(workflow_id(out["callback_id"])).describe()
+    await outcome(again)
+    original = await stack.client.get_workflow_handle(out["workflow_id"]).describe()
     assert original.workflow_type == (await handle.describe()).workflow_type
 
 
@@ -230,7 +230,7 @@ async def test_replay_after_a_fixed_failure_does_the_work(stack, run):
     out = await run("create-client", "COMPANY", cid, {"name": "Second Try AB"})
     assert out["result"] == "failed"
 
-    result = await (await replay(stack.client, stack.settings, out["callback_id"])).result()
+    result = await outcome(await replay(stack.client, stack.settings, out["callback_id"]))
     assert result.result == "created" and result.callback.startswith("closed")
     record = stack.hubspot.get_object(PORTAL, "companies", cid)
     assert record["properties"]["kleer_id"] == result.kleer_id

@@ -69,7 +69,7 @@ def _payload_data(node: object) -> list[str]:
 async def test_codec_endpoint_decodes_for_token_holders_only(stack, run):
     company = stack.hubspot.create_object(PORTAL, "companies", {"name": CUSTOMER})
     out = await run("create-client", "COMPANY", company, {"name": CUSTOMER})
-    wf = f"hubspot-action-{out['callback_id']}"
+    wf = out["workflow_id"]
     history = await stack.client.get_workflow_handle(wf).fetch_history()
     start = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     body = {"payloads": [{"metadata": {k: base64.b64encode(v).decode()

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from kleer_api.models import KleerModel
     from workflows.models import (
+        FAILED_ACTION,
         PORTAL_ID,
         RESULT,
         ActionExecution,
@@ -125,7 +126,12 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         task_queue=callbacks_task_queue(workflow.info().task_queue, ex.portal_id),
         **step_options(ex.policy, callback=True),
     )
-    return result.model_copy(update={"callback": callback})
+    result = result.model_copy(update={"callback": callback})
+    if result.result == "failed":
+        # HubSpot has its FAIL_CONTINUE; the run itself ends FAILED so the UI's list and its
+        # "Failed" filter show it. The ActionResult rides along as the failure's details.
+        raise ApplicationError(result.error_message, result, type=FAILED_ACTION, non_retryable=True)
+    return result
 
 
 async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:

@@ -15,6 +15,7 @@ PORTAL_ID = SearchAttributeKey.for_int("KleerPortalId")
 ACTION = SearchAttributeKey.for_keyword("KleerAction")
 OBJECT_ID = SearchAttributeKey.for_keyword("HubSpotObjectId")
 RESULT = SearchAttributeKey.for_keyword("KleerResult")
+CALLBACK_ID = SearchAttributeKey.for_keyword("HubSpotCallbackId")
 
 
 class ActionExecution(BaseModel):
@@ -31,11 +32,20 @@ class ActionExecution(BaseModel):
             SearchAttributePair(PORTAL_ID, self.portal_id),
             SearchAttributePair(ACTION, self.action),
             SearchAttributePair(OBJECT_ID, str(self.object_id)),
+            SearchAttributePair(CALLBACK_ID, self.callback_id),
         ])
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id(self.action, self.object_type, self.object_id, self.callback_id)
 
     def summary(self) -> str:
         """Shown in the Temporal UI's list; ids only (customer data stays encrypted)."""
         return f"{self.action} · portal {self.portal_id} · {self.object_type} {self.object_id}"
+
+
+# Error type of a run whose action failed (bad input, missing prerequisite, Kleer refused...).
+FAILED_ACTION = "KleerActionFailed"
 
 
 class ActionResult(BaseModel):
@@ -64,6 +74,8 @@ def callbacks_task_queue(task_queue: str, portal_id: int) -> str:
     return f"{hubspot_task_queue(task_queue, portal_id)}-callbacks"
 
 
-def workflow_id(callback_id: str) -> str:
-    """One workflow per HubSpot execution: a re-delivered request maps to the same id."""
-    return f"hubspot-action-{callback_id}"
+def workflow_id(action: str, object_type: str, object_id: int | str, callback_id: str) -> str:
+    """One workflow per HubSpot execution, readable in the UI's list:
+    `create-invoice-deal-4321-ap-102-1234-5-6`. Derived only from the request, so a re-delivered
+    request maps to the same id (and so to the same run)."""
+    return f"{action}-{object_type.lower()}-{object_id}-{callback_id}"
