@@ -22,7 +22,19 @@ def _logging(level: str = "INFO") -> None:
 def cmd_api(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from settings import check_role, load_settings
+    from temporal_client import connect_with_retry, run
+
+    settings = load_settings()
+    check_role(settings, "api", host=args.host, workers=args.workers)
     _logging()
+
+    async def wait_for_temporal() -> None:
+        # Before listening (and before uvicorn holds SIGINT/SIGTERM for its startup): say what we
+        # wait for, stop at once on a signal, and only then take traffic and pass health checks.
+        await connect_with_retry(settings)
+
+    run(wait_for_temporal())
     uvicorn.run("api:app", factory=True, host=args.host, port=args.port, workers=args.workers)
 
 
@@ -38,46 +50,75 @@ def cmd_simulators(args: argparse.Namespace) -> None:
     sims_main(["--hubspot-port", str(args.hubspot_port), "--kleer-port", str(args.kleer_port)])
 
 
-async def _dev(args: argparse.Namespace) -> None:
+async def _dev(args: argparse.Namespace, settings, notes: list[str], keep_api_urls: bool) -> None:
     from local.demo import run_demo
     from local.stack import DEMO_PORTAL, LocalStack, StackPorts
-    from settings import Settings
 
     state_dir = Path(args.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
     ports = StackPorts(temporal=args.temporal_port, temporal_ui=args.ui_port,
                        hubspot=args.hubspot_port, kleer=args.kleer_port, api=args.api_port)
-    settings = Settings(metrics_bind=f"127.0.0.1:{args.metrics_port}")
     async with LocalStack(ports=ports, db_file=state_dir / "temporal.db", log_dir=state_dir,
-                          settings=settings) as stack:
+                          settings=settings, keep_api_urls=keep_api_urls) as stack:
         ui = f"http://localhost:{args.ui_port}"
+        s = stack.settings
+        codec = (f"{stack.api.url}/codec  (the UI decodes payloads through it; "
+                 f"CODEC_AUTH={s.codec_auth})") if s.payload_key else "off (PAYLOAD_ENCRYPTION_KEY unset)"
+        defaults = "".join(f"\n  - {note}" for note in notes)
         print(f"""
 Local stack is up (all on 127.0.0.1):
-  Temporal     {stack.settings.temporal_address}   UI: {ui}
-  API          {stack.api.url}/hubspot/actions/<action>
+  Temporal     {s.temporal_address}   UI: {ui}
+  API          {stack.api.url}/hubspot/actions/<action>   (health: {stack.api.url}/healthz)
+  Codec        {codec}
   HubSpot sim  {stack.hubspot_url}   (admin: /_sim/calls, /_sim/callbacks, /_sim/state)
   Kleer sim    {stack.kleer_url}   (admin: /_sim/state)
-  Metrics      http://127.0.0.1:{args.metrics_port}/metrics  (Prometheus)
+  Metrics      http://{s.metrics_bind}/metrics  (Prometheus)
+Settings come from the environment, as for `api` and `worker`; local defaults used:{defaults or " none"}
 """, flush=True)
-        if not args.no_demo:
+        if keep_api_urls and not args.no_demo:
+            print("Demo skipped: HUBSPOT_API_BASE_URL/KLEER_API_BASE_URL point away from the "
+                  "simulators, and the demo seeds the simulators.\n", flush=True)
+        elif not args.no_demo:
             print("Demo: signed HubSpot executions of every action\n", flush=True)
             await run_demo(stack.api.url, stack.hubspot_url, stack.kleer_url,
-                           stack.settings.hubspot_client_secret,
-                           DEMO_PORTAL, ui)
+                           s.hubspot_client_secret, DEMO_PORTAL, ui)
             print(f"\nAll runs: {ui}/namespaces/default/workflows", flush=True)
         if args.exit_after_demo:
             return
         print("Ctrl-C stops everything.", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await asyncio.Event().wait()  # until SIGINT/SIGTERM (temporal_client.run cancels us)
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
+    from local.dev import PortsBusy, check_ports, dev_settings
+    from temporal_client import run
+
     _logging("WARNING")
-    asyncio.run(_dev(args))
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if args.metrics_port is not None:
+        metrics_bind = f"127.0.0.1:{args.metrics_port}"
+    else:
+        metrics_bind = os.environ.get("METRICS_BIND") or "127.0.0.1:9464"
+    settings, notes = dev_settings(os.environ, state_dir, args.ui_port, metrics_bind)
+    keep_api_urls = bool(os.environ.get("HUBSPOT_API_BASE_URL") or os.environ.get("KLEER_API_BASE_URL"))
+    wanted = {"Temporal dev server": args.temporal_port, "Temporal UI": args.ui_port,
+              "API": args.api_port, "HubSpot simulator": args.hubspot_port,
+              "Kleer simulator": args.kleer_port, "metrics": int(metrics_bind.rsplit(":", 1)[1])}
+    try:
+        check_ports(wanted, state_dir)
+    except PortsBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        run(_dev(args, settings, notes, keep_api_urls))
+    except SystemExit as exc:
+        if exc.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            print("Stopped: the Temporal dev server, simulators, worker and API are down.",
+                  flush=True)
+            return
+        raise
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(f"the local stack could not start: {exc} (everything it had started is stopped)")
 
 
 # --- Operator tasks (ops/) ---------------------------------------------------------------------
@@ -166,7 +207,7 @@ async def _replay(args: argparse.Namespace) -> None:
     settings = load_settings()
     client = await connect(settings)
     try:
-        handle = await replay(client, settings, args.callback_id)
+        handle = await replay(client, settings, args.ref)
     except ReplayError as exc:
         _fail(str(exc))
     print(f"started {handle.id} (run {handle.result_run_id})", flush=True)
@@ -176,7 +217,64 @@ async def _replay(args: argparse.Namespace) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> None:
-    asyncio.run(_replay(args))
+    from temporal_client import run
+
+    run(_replay(args))
+
+
+async def _send(args: argparse.Namespace) -> None:
+    from actions import ACTIONS
+    from codec import RemoteDecodeCodec
+    from local.stack import DEMO_CLIENT_SECRET
+    from ops.send import SendError, parse_inputs, send
+    from settings import load_settings
+    from temporal_client import connect
+
+    spec = ACTIONS.get(args.action)
+    if spec is None:
+        _fail(f"unknown action {args.action!r}; known: {', '.join(ACTIONS)}")
+    settings = load_settings()
+    secret = os.environ.get("HUBSPOT_CLIENT_SECRET") or DEMO_CLIENT_SECRET
+    if not os.environ.get("HUBSPOT_CLIENT_SECRET"):
+        print(f"HUBSPOT_CLIENT_SECRET unset: signing with the local stack's {DEMO_CLIENT_SECRET}")
+    api_url = args.api_url.rstrip("/")
+    local = api_url.startswith(("http://127.", "http://localhost"))
+    sim = None if args.no_hubspot_sim else (args.hubspot_sim or ("http://127.0.0.1:8101" if local
+                                                                 else None))
+    temporal = None
+    if not args.no_wait:
+        # Without the payload key, read the run's (encrypted) result through the API's codec
+        # endpoint, as the Temporal CLI does with --codec-endpoint.
+        codec = None if settings.payload_key else RemoteDecodeCodec(
+            args.codec_endpoint or f"{api_url}/codec", settings.codec_auth_token)
+        try:
+            temporal = await connect(settings, payload_codec=codec)
+        except Exception as exc:
+            _fail(f"cannot reach Temporal at {settings.temporal_address} (namespace "
+                  f"{settings.temporal_namespace}) to wait for the run: {exc}. Set TEMPORAL_ADDRESS, "
+                  "or use --no-wait")
+    try:
+        sent = await send(
+            api_url=api_url, action=args.action, object_type=args.object_type or spec.object_type,
+            object_id=args.object_id, portal_id=args.portal_id, inputs=parse_inputs(args.input),
+            client_secret=secret, signature_version=args.signature, hubspot_sim_url=sim,
+            temporal=temporal, timeout_s=args.timeout, progress=lambda line: print(line, flush=True))
+    except SendError as exc:
+        _fail(str(exc))
+    ui = f"{args.ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/{sent.workflow_id}"
+    if sent.result is not None:
+        print(f"completed: {sent.result.state} ({sent.result.result})")
+        print("outputFields: " + json.dumps(sent.result.output_fields(), ensure_ascii=False))
+    if sent.blocked:
+        print(f"Temporal UI: {ui}")
+    elif sent.status != 200:
+        raise SystemExit(1)
+
+
+def cmd_send(args: argparse.Namespace) -> None:
+    from temporal_client import run
+
+    run(_send(args))
 
 
 def _add_ops_commands(sub: argparse._SubParsersAction) -> None:
@@ -241,7 +339,7 @@ def _add_ops_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "replay", help="run a finished execution again with its original input",
         formatter_class=fmt,
-        description="Start a new run (id hubspot-action-<callback id>-replay-<n>) of a finished\n"
+        description="Start a new run (id <workflow id>-replay-<n>) of a finished\n"
                     "execution with its original input, e.g. after fixing Kleer credentials.\n"
                     "Refused while the original still runs. HubSpot's callback is already\n"
                     "closed, so the replay only does the Kleer/HubSpot work; a record that\n"
@@ -249,12 +347,56 @@ def _add_ops_commands(sub: argparse._SubParsersAction) -> None:
                     "Environment:\n"
                     "  TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_TLS,\n"
                     "  TEMPORAL_API_KEY, PAYLOAD_ENCRYPTION_KEY (to read encrypted histories)")
-    p.add_argument("--callback-id", required=True, metavar="ID",
-                   help="the HubSpot callbackId of the execution (workflow id without the "
-                        "hubspot-action- prefix)")
+    p.add_argument("--id", "--callback-id", dest="ref", required=True, metavar="ID",
+                   help="the execution: its workflow id as shown in the Temporal UI (e.g. "
+                        "create-client-company-1001-ap-1-12345-d3a85d2ead31) or its HubSpot "
+                        "callbackId")
     p.add_argument("--no-wait", action="store_true",
                    help="print the new workflow id and exit instead of waiting for its result")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "send", help="sign and send one execution to a running stack and wait for its completion",
+        formatter_class=fmt,
+        description="Build the request HubSpot sends for an action execution, sign it (v3 or v2)\n"
+                    "with HUBSPOT_CLIENT_SECRET, POST it to the actionUrl and wait for the run in\n"
+                    "Temporal; prints the answer, the outputFields and the Temporal UI link.\n"
+                    "Against the HubSpot simulator the callback is registered there first.\n\n"
+                    "Example (./run.sh --no-demo running):\n"
+                    "  kleer-hubspot send create-client --object-id 1001 --input name='Acme AB'\n\n"
+                    "Environment:\n"
+                    "  HUBSPOT_CLIENT_SECRET  signs the request (default: the local stack's\n"
+                    "                         demo-client-secret)\n"
+                    "  TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_API_KEY\n"
+                    "  PAYLOAD_ENCRYPTION_KEY to read the result; without it, through the API's\n"
+                    "                         codec endpoint (CODEC_AUTH_TOKEN if it wants one)")
+    p.add_argument("action", help="the action key, e.g. create-client, create-invoice")
+    p.add_argument("--object-id", type=int, required=True, metavar="N",
+                   help="the enrolled HubSpot record's id (company or deal)")
+    p.add_argument("--object-type", choices=["COMPANY", "DEAL"],
+                   help="default: the action's own (companies for client actions, else deals)")
+    p.add_argument("--portal-id", type=int, default=12345, metavar="N",
+                   help="the HubSpot portal (default 12345, the local stack's demo portal)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                   help="an input field, repeatable (names as in `definitions print`)")
+    p.add_argument("--api-url", default="http://127.0.0.1:8000", metavar="URL",
+                   help="the API's base URL (default http://127.0.0.1:8000)")
+    p.add_argument("--signature", choices=["v3", "v2"], default="v3",
+                   help="HubSpot signature version (default v3)")
+    p.add_argument("--hubspot-sim", metavar="URL",
+                   help="register the callback in this HubSpot simulator first (default "
+                        "http://127.0.0.1:8101 when --api-url is local)")
+    p.add_argument("--no-hubspot-sim", action="store_true",
+                   help="register no callback (a real HubSpot, or a stack without the simulator)")
+    p.add_argument("--codec-endpoint", metavar="URL",
+                   help="decode the result here when PAYLOAD_ENCRYPTION_KEY is unset (default "
+                        "<api-url>/codec)")
+    p.add_argument("--ui-url", default="http://localhost:8233", metavar="URL",
+                   help="Temporal UI base URL for the printed link (default http://localhost:8233)")
+    p.add_argument("--timeout", type=float, default=120, metavar="S",
+                   help="seconds to wait for the completion (default 120)")
+    p.add_argument("--no-wait", action="store_true", help="send and print the answer only")
+    p.set_defaults(func=cmd_send)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,8 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("dev", help="run everything locally (Temporal dev server + UI, simulators, "
-                                   "worker, API) and a demo of every action")
+    p = sub.add_parser(
+        "dev", help="run everything locally (Temporal dev server + UI, simulators, worker, API) "
+                    "and a demo of every action",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run everything on 127.0.0.1: a Temporal dev server with its UI, the HubSpot\n"
+                    "and Kleer simulators, a worker and the API, then a demo of every action.\n"
+                    "Every port is checked first; Ctrl-C or SIGTERM stops everything.\n\n"
+                    "Settings come from the environment as for `api` and `worker`. Where it is\n"
+                    "silent: the simulators' URLs, the demo portal 12345, HUBSPOT_CLIENT_SECRET=\n"
+                    "demo-client-secret, payloads encrypted with a key kept in <state dir>/payload-key\n"
+                    "and CODEC_AUTH=none, so the UI shows them decoded (raw history: ciphertext).\n"
+                    "The dev server always runs here (TEMPORAL_ADDRESS is not used).")
     p.add_argument("--no-demo", action="store_true", help="start the stack without the demo")
     p.add_argument("--exit-after-demo", action="store_true", help="stop once the demo is done")
     p.add_argument("--state-dir", default=".dev", help="Temporal database and logs (default .dev)")
@@ -275,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=int, default=8000, help="HubSpot action endpoint port")
     p.add_argument("--hubspot-port", type=int, default=8101, help="HubSpot simulator port")
     p.add_argument("--kleer-port", type=int, default=8102, help="Kleer simulator port")
-    p.add_argument("--metrics-port", type=int, default=9464,
-                   help="Prometheus metrics of the whole stack (SDK + kleer_* metrics)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="Prometheus metrics of the whole stack (SDK + kleer_* metrics; default: "
+                        "env METRICS_BIND, else 9464)")
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("api", help="serve the HubSpot action endpoint (scale with replicas)")
@@ -298,8 +451,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from settings import ConfigError
+    from telemetry import MetricsBindError
+    from temporal_client import TemporalUnavailable
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except ConfigError as exc:  # one paragraph naming each variable/file and what it accepts
+        print(f"kleer-hubspot {args.command}: {exc.paragraph()}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except MetricsBindError as exc:
+        print(f"kleer-hubspot {args.command}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except TemporalUnavailable as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":

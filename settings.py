@@ -63,11 +63,19 @@ class Settings:
     max_request_bytes: int = 1_000_000
     # Keys (newest first, comma separated) for the codec that encrypts histories (codec.py).
     payload_key: str | None = field(default=None, repr=False)
+    # Who may call the codec endpoint (codec_server.py): "token" = `Authorization: Bearer
+    # <codec_auth_token>`; "none" = no token, loopback clients only (the local stack's UI);
+    # "proxy" = no token, an authenticating reverse proxy in front does the checking.
+    codec_auth: str = "token"
     codec_auth_token: str | None = field(default=None, repr=False)
     codec_cors_origins: tuple[str, ...] = ("http://localhost:8233", "http://localhost:8080")
-    # Temporal Cloud / TLS clusters.
+    # Temporal Cloud / TLS clusters: TLS (server verified with the system's roots, or
+    # `temporal_tls_ca`), plus an API key or a client certificate (mTLS).
     temporal_tls: bool = False
     temporal_api_key: str | None = field(default=None, repr=False)
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
     # Share of each portal's HubSpot limit this integration may use (the rest: other apps).
     hubspot_rate_share: float = 0.9
     # Callback completions wait up to this long to be sent in one batch call (activities/callbacks.py).
@@ -107,70 +115,270 @@ class UnknownPortalError(LookupError):
         self.portal_id = portal_id
 
 
+class ConfigError(ValueError):
+    """The configuration cannot work: names each variable or file at fault and what it accepts.
+    The commands print it as one paragraph and exit with status 2 (nothing is started)."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def paragraph(self) -> str:
+        return ("configuration error: " + "; ".join(self.problems)
+                + ". Fix the environment (see .env.example and README \"Configuration\") and start "
+                  "again; nothing was started.")
+
+
 _PORTAL_VAR = re.compile(
     r"^PORTAL_(\d+)_(HUBSPOT_TOKEN|KLEER_COMPANY_ID|KLEER_API_KEY|HUBSPOT_RATE_LIMIT)$")
+_PORTAL_KEYS = ("hubspot_token", "kleer_company_id", "kleer_api_key", "hubspot_rate_limit")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# ISO-8601 duration as HubSpot takes it (hs_expiration_duration), e.g. P1D, PT12H, P1DT6H.
+_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+CODEC_AUTH_MODES = ("token", "none", "proxy")
 
 
-def _portals_from_env(env: dict[str, str]) -> dict[int, PortalCredentials]:
-    """Portals from `PORTAL_<id>_*` variables and/or a JSON file named by `PORTALS_FILE`."""
+class _Env:
+    """Reads variables, collecting every problem (so one message lists them all)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env, self.problems = env, []
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name) or default
+
+    def url(self, name: str, default: str | None) -> str | None:
+        value = self.env.get(name) or default
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            self.problems.append(f"{name}={value!r} is not an http(s) URL (e.g. https://host/path)")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float, inclusive: bool = True,
+               maximum: float | None = None, integer: bool = False, unit: str = "") -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value: float = int(raw) if integer else float(raw)
+        except ValueError:
+            value = float("nan")
+        ok = value == value and (value >= minimum if inclusive else value > minimum) and (
+            maximum is None or value <= maximum)
+        if not ok:
+            kind = "a whole number" if integer else "a number"
+            bound = f"{'≥' if inclusive else '>'} {minimum:g}" + (
+                f" and ≤ {maximum:g}" if maximum is not None else "")
+            self.problems.append(f"{name}={raw!r} must be {kind} {bound}{unit}")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw not in _TRUE + _FALSE:
+            self.problems.append(f"{name}={self.env[name]!r} must be true or false "
+                                 "(also 1/0, yes/no, on/off)")
+            return default
+        return raw in _TRUE
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw not in choices:
+            self.problems.append(f"{name}={self.env[name]!r} must be one of {', '.join(choices)}")
+            return default
+        return raw
+
+
+def _portals_file(path_text: str, problems: list[str]) -> dict[int, dict[str, str]]:
+    where = f"PORTALS_FILE={path_text}"
+    shape = ('{"<portalId>": {"hubspot_token": "...", "kleer_company_id": 1, '
+             '"kleer_api_key": "...", "hubspot_rate_limit": 190}}')
+    try:
+        text = Path(path_text).read_text()
+    except OSError as exc:
+        problems.append(f"{where} cannot be read ({exc.strerror or exc})")
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                        f"{exc.colno}")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{where} must hold a JSON object {shape}")
+        return {}
     raw: dict[int, dict[str, str]] = {}
+    for pid, values in data.items():
+        if not str(pid).isdigit() or not isinstance(values, dict):
+            problems.append(f"{where}: entry {pid!r} must be a HubSpot portal id (digits) mapped to "
+                            f"an object, as in {shape}")
+            continue
+        unknown = sorted(set(values) - set(_PORTAL_KEYS))
+        if unknown:
+            problems.append(f"{where}: portal {pid} has unknown keys {', '.join(unknown)} "
+                            f"(accepted: {', '.join(_PORTAL_KEYS)})")
+        raw[int(pid)] = {k: str(v) for k, v in values.items() if k in _PORTAL_KEYS}
+    return raw
+
+
+def _portals_from_env(env: dict[str, str], problems: list[str] | None = None
+                      ) -> dict[int, PortalCredentials]:
+    """Portals from `PORTAL_<id>_*` variables and/or a JSON file named by `PORTALS_FILE`.
+    Problems are appended to `problems` (or raised as ConfigError when none is given)."""
+    collect: list[str] = [] if problems is None else problems
+    raw: dict[int, dict[str, str]] = {}
+    named: dict[tuple[int, str], str] = {}  # (portal, key) -> how the operator names that value
     if env.get("PORTALS_FILE"):
-        for pid, values in json.loads(Path(env["PORTALS_FILE"]).read_text()).items():
-            raw[int(pid)] = {k.lower(): str(v) for k, v in values.items()}
+        raw = _portals_file(env["PORTALS_FILE"], collect)
+        named = {(pid, k): f"PORTALS_FILE={env['PORTALS_FILE']}: portal {pid} {k}"
+                 for pid, values in raw.items() for k in _PORTAL_KEYS}
     for key, value in env.items():
         m = _PORTAL_VAR.match(key)
         if m:
-            raw.setdefault(int(m.group(1)), {})[m.group(2).lower()] = value
+            pid, field_name = int(m.group(1)), m.group(2).lower()
+            raw.setdefault(pid, {})[field_name] = value
+            named[(pid, field_name)] = key
     portals = {}
-    for pid, values in raw.items():
-        missing = {"hubspot_token", "kleer_company_id", "kleer_api_key"} - values.keys()
+    for pid, values in sorted(raw.items()):
+        missing = [k for k in _PORTAL_KEYS[:3] if not values.get(k, "").strip()]
         if missing:
-            raise ValueError(f"portal {pid}: missing {', '.join(sorted(missing))}")
+            names = ", ".join(f"PORTAL_{pid}_{k.upper()}" for k in missing)
+            collect.append(f"portal {pid} is missing {', '.join(missing)} (set {names}, or give all "
+                           "three in PORTALS_FILE)")
+            continue
+        company, limit = values["kleer_company_id"].strip(), values.get("hubspot_rate_limit", "190")
+        if not company.isdigit() or int(company) < 1:
+            collect.append(f"{named[(pid, 'kleer_company_id')]}={company!r} must be a whole number "
+                           "≥ 1 (the portal's Kleer company id)")
+            continue
+        if not limit.strip().isdigit() or int(limit) < 1:
+            collect.append(f"{named[(pid, 'hubspot_rate_limit')]}={limit!r} must be a whole number "
+                           "≥ 1 (HubSpot requests per 10 s: 190 Pro/Enterprise, 100 Free/Starter, "
+                           "110 public apps)")
+            continue
         portals[pid] = PortalCredentials(
             portal_id=pid,
-            hubspot_token=values["hubspot_token"],
-            kleer_company_id=int(values["kleer_company_id"]),
-            kleer_api_key=values["kleer_api_key"],
-            hubspot_rate_limit=int(values.get("hubspot_rate_limit", 190)),
+            hubspot_token=values["hubspot_token"].strip(),
+            kleer_company_id=int(company),
+            kleer_api_key=values["kleer_api_key"].strip(),
+            hubspot_rate_limit=int(limit),
         )
+    if problems is None and collect:
+        raise ConfigError(collect)
     return portals
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from environment variables; `ConfigError` names every variable or file that is
+    wrong and what it accepts (nothing here crashes with a bare int()/JSON traceback)."""
     env = dict(os.environ if env is None else env)
-    d = Settings()
-    return Settings(
-        hubspot_base_url=env.get("HUBSPOT_API_BASE_URL", d.hubspot_base_url),
-        kleer_base_url=env.get("KLEER_API_BASE_URL", d.kleer_base_url),
-        temporal_address=env.get("TEMPORAL_ADDRESS", d.temporal_address),
-        temporal_namespace=env.get("TEMPORAL_NAMESPACE", d.temporal_namespace),
-        task_queue=env.get("TEMPORAL_TASK_QUEUE", d.task_queue),
+    d, p = Settings(), StepPolicy()
+    e = _Env(env)
+    seconds = " (seconds)"
+    metrics_bind = env.get("METRICS_BIND") or None
+    if metrics_bind and not re.match(r"^\[?[\w.:-]*\]?:\d{1,5}$", metrics_bind):
+        e.problems.append(f"METRICS_BIND={metrics_bind!r} must be host:port (e.g. 0.0.0.0:9464)")
+    expiration = e.text("HUBSPOT_CALLBACK_EXPIRATION", d.callback_expiration)
+    if not _DURATION.match(expiration):
+        e.problems.append(f"HUBSPOT_CALLBACK_EXPIRATION={expiration!r} must be an ISO-8601 duration "
+                          "(e.g. P1D, PT12H, P1DT6H)")
+    tls_files: dict[str, Path | None] = {}
+    for var in ("TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH",
+                "TEMPORAL_TLS_SERVER_CA_CERT_PATH"):
+        tls_files[var] = Path(env[var]) if env.get(var) else None
+        if tls_files[var] is not None and not tls_files[var].is_file():
+            e.problems.append(f"{var}={env[var]} is not a readable file (PEM)")
+    if bool(tls_files["TEMPORAL_TLS_CLIENT_CERT_PATH"]) != bool(tls_files["TEMPORAL_TLS_CLIENT_KEY_PATH"]):
+        e.problems.append("TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together "
+                          "(the client certificate and its private key, for mTLS)")
+    keys = env.get("PAYLOAD_ENCRYPTION_KEY") or None
+    if keys is not None and not [k for k in keys.split(",") if k.strip()]:
+        e.problems.append("PAYLOAD_ENCRYPTION_KEY holds no key (comma separated keys, newest first)")
+    settings = Settings(
+        hubspot_base_url=e.url("HUBSPOT_API_BASE_URL", d.hubspot_base_url) or d.hubspot_base_url,
+        kleer_base_url=e.url("KLEER_API_BASE_URL", d.kleer_base_url) or d.kleer_base_url,
+        temporal_address=e.text("TEMPORAL_ADDRESS", d.temporal_address),
+        temporal_namespace=e.text("TEMPORAL_NAMESPACE", d.temporal_namespace),
+        task_queue=e.text("TEMPORAL_TASK_QUEUE", d.task_queue),
         hubspot_client_secret=env.get("HUBSPOT_CLIENT_SECRET", ""),
-        public_base_url=env.get("PUBLIC_BASE_URL") or None,
-        portals=_portals_from_env(env),
+        public_base_url=e.url("PUBLIC_BASE_URL", None),
+        portals=_portals_from_env(env, e.problems),
         mappings_dir=Path(env["MAPPINGS_DIR"]) if env.get("MAPPINGS_DIR") else None,
-        callback_expiration=env.get("HUBSPOT_CALLBACK_EXPIRATION", d.callback_expiration),
-        http_timeout_s=float(env.get("HTTP_TIMEOUT_SECONDS", d.http_timeout_s)),
-        create_settle_s=float(env.get("CREATE_SETTLE_SECONDS", d.create_settle_s)),
-        payload_key=env.get("PAYLOAD_ENCRYPTION_KEY") or None,
+        callback_expiration=expiration,
+        http_timeout_s=e.number("HTTP_TIMEOUT_SECONDS", d.http_timeout_s, minimum=0,
+                                inclusive=False, unit=seconds),
+        create_settle_s=e.number("CREATE_SETTLE_SECONDS", d.create_settle_s, minimum=0,
+                                 unit=seconds),
+        payload_key=keys,
+        codec_auth=e.choice("CODEC_AUTH", d.codec_auth, CODEC_AUTH_MODES),
         codec_auth_token=env.get("CODEC_AUTH_TOKEN") or None,
-        metrics_bind=env.get("METRICS_BIND") or None,
-        log_format=env.get("LOG_FORMAT", "text"),
-        hubspot_rate_share=float(env.get("HUBSPOT_RATE_SHARE", d.hubspot_rate_share)),
-        callback_flush_s=float(env.get("CALLBACK_FLUSH_SECONDS", d.callback_flush_s)),
-        max_concurrent_activities=int(env.get("MAX_CONCURRENT_ACTIVITIES",
-                                              d.max_concurrent_activities)),
-        max_cached_workflows=int(env.get("MAX_CACHED_WORKFLOWS", d.max_cached_workflows)),
+        metrics_bind=metrics_bind,
+        log_format=e.choice("LOG_FORMAT", d.log_format, ("text", "json")),
+        hubspot_rate_share=e.number("HUBSPOT_RATE_SHARE", d.hubspot_rate_share, minimum=0,
+                                    inclusive=False, maximum=1),
+        callback_flush_s=e.number("CALLBACK_FLUSH_SECONDS", d.callback_flush_s, minimum=0,
+                                  inclusive=False, unit=seconds),
+        max_concurrent_activities=int(e.number("MAX_CONCURRENT_ACTIVITIES",
+                                               d.max_concurrent_activities, minimum=1,
+                                               integer=True)),
+        max_cached_workflows=int(e.number("MAX_CACHED_WORKFLOWS", d.max_cached_workflows,
+                                          minimum=0, integer=True)),
         codec_cors_origins=tuple(o.strip() for o in env.get("CODEC_CORS_ORIGINS", "").split(",")
                                  if o.strip()) or d.codec_cors_origins,
-        temporal_tls=env.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),
+        temporal_tls=e.boolean("TEMPORAL_TLS", d.temporal_tls),
         temporal_api_key=env.get("TEMPORAL_API_KEY") or None,
-        search_attributes=env.get("TEMPORAL_SEARCH_ATTRIBUTES", "true").lower()
-        not in ("0", "false", "no"),
+        temporal_tls_cert=tls_files["TEMPORAL_TLS_CLIENT_CERT_PATH"],
+        temporal_tls_key=tls_files["TEMPORAL_TLS_CLIENT_KEY_PATH"],
+        temporal_tls_ca=tls_files["TEMPORAL_TLS_SERVER_CA_CERT_PATH"],
+        search_attributes=e.boolean("TEMPORAL_SEARCH_ATTRIBUTES", d.search_attributes),
         step_policy=StepPolicy(
-            start_to_close_s=float(env.get("STEP_TIMEOUT_SECONDS", 30)),
-            initial_retry_s=float(env.get("RETRY_INITIAL_SECONDS", 1)),
-            max_retry_s=float(env.get("RETRY_MAX_INTERVAL_SECONDS", 120)),
-            give_up_after_s=float(env.get("GIVE_UP_AFTER_SECONDS", 6 * 3600)),
+            start_to_close_s=e.number("STEP_TIMEOUT_SECONDS", p.start_to_close_s, minimum=0,
+                                      inclusive=False, unit=seconds),
+            initial_retry_s=e.number("RETRY_INITIAL_SECONDS", p.initial_retry_s, minimum=0,
+                                     inclusive=False, unit=seconds),
+            max_retry_s=e.number("RETRY_MAX_INTERVAL_SECONDS", p.max_retry_s, minimum=0,
+                                 inclusive=False, unit=seconds),
+            give_up_after_s=e.number("GIVE_UP_AFTER_SECONDS", p.give_up_after_s, minimum=0,
+                                     inclusive=False, unit=seconds),
         ),
     )
+    if e.problems:
+        raise ConfigError(e.problems)
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_role(settings: Settings, role: str, *, host: str | None = None, workers: int = 1) -> None:
+    """What a role needs beyond well-formed values; `ConfigError` (exit status 2) when missing.
+
+    - api: the client secret (every execution's signature is verified with it); `CODEC_AUTH=none`
+      only on a loopback bind (otherwise `proxy`, declaring an authenticating proxy in front);
+      one metrics endpoint per process.
+    """
+    problems = []
+    if role == "api":
+        if not settings.hubspot_client_secret:
+            problems.append(
+                "HUBSPOT_CLIENT_SECRET is not set: the API verifies every execution's signature with "
+                "your HubSpot app's client secret (developer account > Apps > your app > Auth > "
+                "Client secret) and refuses to start without it")
+        if settings.codec_auth == "none" and settings.payload_key and host is not None \
+                and not _is_loopback(host):
+            problems.append(
+                f"CODEC_AUTH=none serves decrypted payloads without a token, so it is only accepted "
+                f"when the API listens on loopback (--host 127.0.0.1), not on {host}: use "
+                "CODEC_AUTH=token with CODEC_AUTH_TOKEN, or CODEC_AUTH=proxy behind an "
+                "authenticating reverse proxy")
+        if settings.metrics_bind and workers > 1:
+            problems.append(
+                f"METRICS_BIND={settings.metrics_bind} with --workers {workers}: every process needs "
+                "its own metrics port; run one `kleer-hubspot api` per port instead, or unset "
+                "METRICS_BIND")
+    if problems:
+        raise ConfigError(problems)

@@ -15,6 +15,7 @@ which is `hubspot-action-<callbackId>`, activity type, attempt) as fields; no se
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Mapping
@@ -26,16 +27,45 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 _runtime: Runtime | None = None
 
 
+class MetricsBindError(RuntimeError):
+    """The Prometheus endpoint could not be opened (port in use, bad address): not a Temporal
+    connection problem, so callers report it as what it is."""
+
+
 def runtime(metrics_bind: str | None) -> Runtime:
-    """The process's Temporal runtime; with a Prometheus endpoint when `metrics_bind` is set."""
+    """The process's Temporal runtime; with a Prometheus endpoint when `metrics_bind` is set.
+
+    Our own runtime rather than `Runtime.default()`, so `release()` can drop it, and without the
+    SDK's `service_name="temporal-core-sdk"` label on every metric (ours included).
+    """
     global _runtime
     if _runtime is None:
-        if metrics_bind:
-            _runtime = Runtime(telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=metrics_bind, counters_total_suffix=True)))
-        else:
-            _runtime = Runtime.default()
+        metrics = PrometheusConfig(bind_address=metrics_bind, counters_total_suffix=True) \
+            if metrics_bind else None
+        try:
+            _runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics, attach_service_name=False))
+        except Exception as exc:
+            if metrics_bind:
+                hint = " (another API, worker or `kleer-hubspot dev` on this host?)" \
+                    if "in use" in str(exc) else ""
+                raise MetricsBindError(
+                    f"cannot serve Prometheus metrics on METRICS_BIND={metrics_bind}: {exc}{hint}. "
+                    "Give a free host:port (e.g. 0.0.0.0:9464) or unset METRICS_BIND") from exc
+            raise
     return _runtime
+
+
+def release() -> None:
+    """Drop the runtime (and, with it, the SDK core's threads) while Python is fully alive.
+
+    Short-lived commands call this before exiting: left to interpreter shutdown, the core's
+    threads may still call into a half-finalized interpreter (`Fatal Python error:
+    PyGILState_Release`, exit 134, or a segfault, in a few percent of runs). Clients hold the
+    runtime too, so they must be unreachable by then; `gc.collect()` frees cycles holding them.
+    """
+    global _runtime
+    _runtime = None
+    gc.collect()
 
 
 def meter() -> MetricMeter:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
-from settings import Settings, load_settings
-from telemetry import setup_logging
-from temporal_client import connect_with_retry
+from settings import ConfigError, Settings, load_settings
+from telemetry import MetricsBindError, setup_logging
+from temporal_client import TemporalUnavailable, connect_with_retry, run
 from workflows import WORKFLOWS
 from workflows.models import callbacks_task_queue, hubspot_task_queue
 
@@ -89,9 +91,26 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = load_settings()
+    """`kleer-hubspot worker` / `python -m worker`: configuration checked first (exit status 2
+    with one paragraph naming what is wrong), SIGINT/SIGTERM shut the worker down gracefully."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"worker: {exc.paragraph()}", file=sys.stderr)
+        raise SystemExit(2) from None
     setup_logging(fmt=settings.log_format)
-    asyncio.run(run_worker(settings))
+    try:
+        run(run_worker(settings))
+    except MetricsBindError as exc:
+        print(f"worker: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except TemporalUnavailable as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except SystemExit as exc:
+        if exc.code not in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            raise
+        log.info("worker stopped (%s)", signal.Signals(int(exc.code) - 128).name)
 
 
 if __name__ == "__main__":

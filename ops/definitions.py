@@ -6,6 +6,7 @@ field added to a model can never be missing from (or differ from) what HubSpot s
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from actions import ACTIONS
@@ -32,10 +33,21 @@ def _option_label(value: str) -> str:
     return value
 
 
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"(\*\*|\*)(?=\S)(.+?)(?<=\S)\1")  # not `_`: INVOICE_AT_START stays
+
+
+def plain(text: str) -> str:
+    """Markdown (written for the README's tables) as plain text: HubSpot shows definition texts
+    literally, so `Mail` / `Email` must not arrive with its backticks."""
+    text = _LINK.sub(r"\1", text).replace("`", "")
+    return _EMPHASIS.sub(r"\2", text)
+
+
 def describe(info: Any) -> str:
     """What a field accepts, for the HubSpot user: the type's rule plus the field's own note."""
     accepts = hs_type(info).accepts
-    return f"{accepts}; {info.description}" if info.description else accepts
+    return plain(f"{accepts}; {info.description}" if info.description else accepts)
 
 
 def _type_definition(name: str, hs: HsType) -> dict[str, Any]:
@@ -80,10 +92,10 @@ def _labels(spec: ActionSpec) -> dict[str, Any]:
     model = spec.inputs
     fields = model.model_fields if model is not None else {}
     english: dict[str, Any] = {
-        "actionName": spec.label,
-        "actionDescription": spec.description,
-        "actionCardContent": spec.description,
-        "inputFieldLabels": {name: info.title or name for name, info in fields.items()},
+        "actionName": plain(spec.label),
+        "actionDescription": plain(spec.description),
+        "actionCardContent": plain(spec.description),
+        "inputFieldLabels": {name: plain(info.title or name) for name, info in fields.items()},
         "outputFieldLabels": dict(OUTPUT_LABELS),
     }
     descriptions = {name: describe(info) for name, info in fields.items()
