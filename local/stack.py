@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from api import create_app
-from local.temporal_server import DevServer
+from local.temporal_server import DevServer, free_port
 from settings import PortalCredentials, Settings
 from simulators.common import ServerThread
 from simulators.hubspot import HubSpotState, create_hubspot_app
@@ -88,6 +88,7 @@ class LocalStack:
         run_worker: bool = True,
         hubspot_rate_limit: tuple[int, int] = (190, 10_000),
         log_dir: Path | None = None,
+        keep_api_urls: bool = False,
     ) -> None:
         self.ports = ports or StackPorts()
         self.external_temporal = temporal_address
@@ -96,6 +97,8 @@ class LocalStack:
         self.run_worker = run_worker
         self.hubspot_rate_limit = hubspot_rate_limit
         self.log_dir = log_dir
+        # True: HubSpot/Kleer URLs come from `settings` (the environment), not the simulators.
+        self.keep_api_urls = keep_api_urls
         self.hubspot = HubSpotState()
         self.kleer = KleerState()
         self.temporal: DevServer | None = None
@@ -108,8 +111,9 @@ class LocalStack:
             return self.external_temporal
         if self.temporal is None:
             log_file = self.log_dir / "temporal.log" if self.log_dir else None
+            pid_file = self.log_dir / "temporal.pid" if self.log_dir else None
             self.temporal = DevServer(self.ports.temporal, self.ports.temporal_ui, self.db_file,
-                                      log_file)
+                                      log_file, ui_codec_endpoint=self.codec_url, pid_file=pid_file)
         self.temporal.start()
         return self.temporal.address
 
@@ -137,8 +141,26 @@ class LocalStack:
             self._worker_task = None
             await self._worker.aclose()
 
+    @property
+    def codec_url(self) -> str | None:
+        """The API's codec endpoint, which the dev server's UI uses to show decoded payloads."""
+        if not (self.base_settings.payload_key and self.ports.temporal_ui):
+            return None
+        if not self.ports.api:
+            self.ports.api = free_port()  # the UI must know it before the API starts
+        return f"http://127.0.0.1:{self.ports.api}/codec"
+
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> LocalStack:
+        try:
+            return await self._start()
+        except BaseException:
+            # A piece that failed to start (a busy port, Ctrl-C) must not leave the others, the
+            # Temporal dev server above all, running without us.
+            await self.__aexit__()
+            raise
+
+    async def _start(self) -> LocalStack:
         hubspot = self._serve(create_hubspot_app(self.hubspot), self.ports.hubspot)
         kleer = self._serve(create_kleer_app(self.kleer), self.ports.kleer)
         self.hubspot.add_portal(DEMO_PORTAL, DEMO_HUBSPOT_TOKEN, rate_limit=self.hubspot_rate_limit)
@@ -147,8 +169,8 @@ class LocalStack:
         base = self.base_settings
         self.settings = replace(
             base,
-            hubspot_base_url=hubspot.url,
-            kleer_base_url=kleer.url + "/v1/",
+            hubspot_base_url=base.hubspot_base_url if self.keep_api_urls else hubspot.url,
+            kleer_base_url=base.kleer_base_url if self.keep_api_urls else kleer.url + "/v1/",
             temporal_address=address,
             hubspot_client_secret=base.hubspot_client_secret or DEMO_CLIENT_SECRET,
             portals=base.portals or {DEMO_PORTAL: PortalCredentials(
@@ -164,13 +186,17 @@ class LocalStack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if getattr(self, "_api_server", None) is not None:
-            await self._api_server.stop()
-        await self.stop_worker()
-        for server in reversed(self._servers):
-            server.stop()
-        if self.temporal is not None:
-            await asyncio.to_thread(self.temporal.stop)
+        try:
+            if getattr(self, "_api_server", None) is not None:
+                await self._api_server.stop()
+                self._api_server = None
+            await self.stop_worker()
+            for server in reversed(self._servers):
+                server.stop()
+            self._servers.clear()
+        finally:
+            if self.temporal is not None:
+                await asyncio.to_thread(self.temporal.stop)
 
     def worker_env(self) -> dict[str, str]:
         """Environment for a worker in another process (`python -m worker`) joining this stack."""

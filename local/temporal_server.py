@@ -9,8 +9,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+# Dynamic config the code relies on: activity priorities (runs under way first on the HubSpot
+# queue). Priority matching is the default on current servers; set explicitly so it holds on any
+# version (docker-compose.temporal.yml sets the same for a cluster).
+DYNAMIC_CONFIG = {"matching.useNewMatcher": "true"}
 
 # Custom search attributes registered at start (issue "Temporal UI visibility").
 SEARCH_ATTRIBUTES = {
@@ -55,43 +61,91 @@ class DevServer:
     """`temporal server start-dev` on loopback; `db_file` keeps state across restarts."""
 
     def __init__(self, port: int | None = None, ui_port: int | None = None,
-                 db_file: Path | None = None, log_file: Path | None = None) -> None:
+                 db_file: Path | None = None, log_file: Path | None = None,
+                 ui_codec_endpoint: str | None = None, pid_file: Path | None = None) -> None:
         self.port = port or free_port()
         self.ui_port = ui_port  # None = headless
         self.db_file = db_file
         self.log_file = log_file
+        # The UI decodes payloads in the browser through this codec endpoint (codec_server.py).
+        self.ui_codec_endpoint = ui_codec_endpoint
+        # Holds the child's pid while it runs, so a leftover one can be named (see `leftover`).
+        self.pid_file = pid_file
         self.proc: subprocess.Popen | None = None
+        # stop() waits for a start() under way in another thread (an asyncio.to_thread whose
+        # awaiting task was cancelled), so a server that was still starting is stopped too.
+        self._lock = threading.RLock()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60) -> DevServer:
+        with self._lock:
+            return self._start(timeout_s)
+
+    def _start(self, timeout_s: float) -> DevServer:
         args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1",
                 "--port", str(self.port), "--log-level", "warn", "--namespace", "default"]
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
+        for key, value in DYNAMIC_CONFIG.items():
+            args += ["--dynamic-config-value", f"{key}={value}"]
         if self.db_file:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        _wait_for_port(self.port, self.proc, timeout_s)
+        try:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child has its own copy
+        if self.pid_file:
+            self.pid_file.write_text(f"{self.proc.pid}\n")
+        try:
+            _wait_for_port(self.port, self.proc, timeout_s)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc} (its output: {self.log_file or 'not kept'})") from None
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        with self._lock:
+            if self.proc and self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+            if self.pid_file:
+                self.pid_file.unlink(missing_ok=True)
 
     def __enter__(self) -> DevServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def leftover(pid_file: Path) -> int | None:
+    """The pid of a dev server an earlier run left behind (killed with SIGKILL, say), if it still
+    runs; None otherwise (a stale pid file is removed)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return None
+    if b"temporal" in cmdline and b"start-dev" in cmdline:
+        return pid
+    pid_file.unlink(missing_ok=True)
+    return None
