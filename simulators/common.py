@@ -9,6 +9,7 @@ structure here is guarded by a `threading.Lock`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -113,7 +114,11 @@ class RollingRateLimiter:
             self._hits.clear()
 
 
-FAULT_MODES = ("status", "latency", "commit_then_drop")
+# status: answer `status` instead of handling the request; latency: delay, then handle it;
+# commit_then_drop: handle it, then close the connection before the answer (a lost response);
+# late_commit: a gateway in front of the API answers `status` (e.g. 504) at once while the
+# request still reaches the API `commit_delay_ms` later and commits (kleer.md "Unknown outcome").
+FAULT_MODES = ("status", "latency", "commit_then_drop", "late_commit")
 
 
 @dataclass
@@ -128,6 +133,7 @@ class FaultRule:
     latency_ms: int = 0
     retry_after: int | None = None
     mode: str = "status"
+    commit_delay_ms: int = 2000
     applied: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -211,6 +217,7 @@ class SimMiddleware:
 
     def __init__(self, app: ASGIApp, calls: CallLog, faults: Faults, error_body: ErrorBody) -> None:
         self.app, self.calls, self.faults, self.error_body = app, calls, faults, error_body
+        self._late: set[asyncio.Task] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
@@ -238,6 +245,20 @@ class SimMiddleware:
             await JSONResponse(payload, rule.status, headers=headers)(scope, replay, send)
             log()
             return
+        if rule and rule.mode == "late_commit":
+            status_box[0] = rule.status
+            page = (f"<html><head><title>{rule.status}</title></head><body><center><h1>"
+                    f"{rule.status} Gateway error</h1></center><hr><center>nginx</center></body>"
+                    "</html>").encode()
+            await send({"type": "http.response.start", "status": rule.status,
+                        "headers": [(b"content-type", b"text/html"),
+                                    (b"content-length", str(len(page)).encode())]})
+            await send({"type": "http.response.body", "body": page})
+            log()
+            task = asyncio.create_task(self._commit_later(dict(scope), body, rule.commit_delay_ms))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            return
         if rule and rule.mode == "commit_then_drop":
             messages: list[Message] = []
 
@@ -264,6 +285,17 @@ class SimMiddleware:
             await self.app(scope, replay, send_wrapper)
         finally:
             log()
+
+
+    async def _commit_later(self, scope: Scope, body: bytes, delay_ms: int) -> None:
+        """The request the gateway gave up on still reaches the API and commits."""
+        await asyncio.sleep(delay_ms / 1000)
+
+        async def discard(message: Message) -> None:
+            pass
+
+        with contextlib.suppress(Exception):
+            await self.app(scope, _replay(body), discard)
 
 
 async def _read_body(receive: Receive) -> bytes:

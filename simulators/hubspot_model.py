@@ -7,6 +7,7 @@ Kept free of HTTP so tests and the admin endpoints can seed it directly. Methods
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,41 @@ INVERSE.update({b: a for a, b in list(INVERSE.items())})
 IMPLIED = {5: 341, 6: 342}
 # `/associations/default/` creates the unlabeled type of the pair.
 DEFAULT_TYPE = {(f, t): tid for tid, (f, t, _, label) in ASSOCIATION_TYPES.items() if not label}
+
+
+# hubspot.md section 7: inline associations of a v3 read are keyed by display names, not object
+# type names (`deal['associations']['line items']['results']` in public integrations).
+INLINE_ASSOCIATION_KEYS = {"line_items": "line items"}
+
+# hubspot.md section 7, "Line item billing enumerations": the only accepted frequencies, and the
+# term as an ISO-8601 period (a bare "24" is INVALID_RECURRING_BILLING_DURATION).
+BILLING_FREQUENCIES = ("weekly", "biweekly", "monthly", "quarterly", "per_six_months", "annually",
+                       "per_two_years", "per_three_years", "per_four_years", "per_five_years")
+_ISO_PERIOD = re.compile(r"P(?=\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?")
+# hubspot.md section 7, "Prices are decimal strings".
+_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+
+
+def _line_item_problems(props: dict[str, Any]) -> list[dict[str, Any]]:
+    problems = []
+    frequency = props.get("recurringbillingfrequency")
+    if frequency not in (None, "") and frequency not in BILLING_FREQUENCIES:
+        problems.append({"isValid": False, "name": "recurringbillingfrequency",
+                         "error": "INVALID_OPTION",
+                         "message": f"{frequency} was not one of the allowed options: "
+                                    f"{list(BILLING_FREQUENCIES)}"})
+    term = props.get("hs_recurring_billing_period")
+    if term not in (None, "") and not (isinstance(term, str) and _ISO_PERIOD.fullmatch(term)):
+        problems.append({"isValid": False, "name": "hs_recurring_billing_period",
+                         "error": "INVALID_RECURRING_BILLING_DURATION",
+                         "message": f"{term!r} is not an ISO-8601 period such as P12M"})
+    for name in ("price", "quantity", "discount", "hs_discount_percentage"):
+        value = props.get(name)
+        if value not in (None, "") and not (isinstance(value, str | int | float)
+                                            and _DECIMAL.fullmatch(str(value))):
+            problems.append({"isValid": False, "name": name, "error": "INVALID_DECIMAL",
+                             "message": f"{value!r} is not a valid decimal number"})
+    return problems
 
 
 ALIASES = {"company": "companies", "deal": "deals", "line_item": "line_items",
@@ -182,6 +218,8 @@ class Crm:
         details += [{"isValid": False, "message": f"\"{n}\" is a read only property; its value "
                      "cannot be set.", "error": "READ_ONLY_VALUE", "name": n}
                     for n in props if n in COMMON_PROPERTIES]
+        if object_type == "line_items":
+            details += _line_item_problems(props)
         if details:
             compact = json.dumps(details, separators=(",", ":"))
             raise invalid(f"Property values were not valid: {compact}")
@@ -311,7 +349,7 @@ class Crm:
                                                  key=lambda item: int(item[0]))
                        for tid in sorted(tids)]
             if results:
-                rendered[to_type] = {"results": results}
+                rendered[INLINE_ASSOCIATION_KEYS.get(to_type, to_type)] = {"results": results}
         if rendered:
             out["associations"] = rendered
         return out

@@ -1,7 +1,10 @@
 """Kleer simulator: the `/v1/company/{id}/...` resources our Kleer client uses, in memory.
 
 Auth by `X-Token` per company, a per-token rolling rate limit, integer ids per resource type per
-company, `foreign-id` list filters (our idempotency lookup), and the shared fault injection.
+company, and the shared fault injection. By default it behaves as the evidence in
+`shared/spec/kleer.md` ("Observed behaviour of the real API") says; what no public source settles
+(the list filter, paging, reference ids on every list) is a switch in `KleerBehaviour`, so the
+guarantees can be tested under each plausible variant.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,10 +35,50 @@ from simulators.common import (
 from simulators.kleer_validation import KleerError
 
 KINDS = ("client", "invoice", "agreement", "project", "product")
-# Name used in messages and list wrappers, per kind.
+# Name used in messages, per kind.
 KIND_NAMES = {"client": "client", "invoice": "client-invoice", "agreement": "client-agreement",
               "project": "client-project", "product": "product"}
-LIST_KEYS = {**KIND_NAMES, "project": "client-project-readable"}
+# Lists are keyed by the plural root element of the XSD, holding the array directly
+# (kleer.md "Observed behaviour": public clients read `events["event-readables"]`).
+LIST_KEYS = {"client": "clients", "invoice": "client-invoices", "agreement": "client-agreements",
+             "project": "client-project-readables", "product": "products"}
+# Readable types whose id the XSD declares as a reference object (`client-project-readable`'s
+# `id` is a `client-project-reference`); kleer.md: "Ids in readable types can be reference objects".
+REF_ID_KINDS = ("project",)
+
+
+@dataclass
+class KleerBehaviour:
+    """What public evidence leaves open, one switch each (kleer.md, "Observed behaviour").
+
+    - list_filters: "ignored" (no public source documents a `foreign-id` or `client-id` list
+      filter, so the default list answer is the whole collection) or "honoured".
+    - page_size: None = lists are complete; n = lists come in pages of n, chosen with `page`
+      (1-based); a page past the end is empty. No public source documents Kleer's paging.
+    - ref_ids: "readables" = ids are reference objects (`{"id": n}`) where the XSD says so
+      (projects); "all" = on every record read or listed; "none" = bare integers everywhere.
+    - empty_list: "object" = an empty list answers `{}` (kleer.md: "An empty list may come back
+      as {}"); "key" = `{"clients": []}`.
+    """
+
+    list_filters: Literal["ignored", "honoured"] = "ignored"
+    page_size: int | None = None
+    ref_ids: Literal["readables", "all", "none"] = "readables"
+    empty_list: Literal["object", "key"] = "object"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("list_filters", ("ignored", "honoured")),
+                              ("ref_ids", ("readables", "all", "none")),
+                              ("empty_list", ("object", "key"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}")
+        if self.page_size is not None and (not isinstance(self.page_size, int)
+                                           or self.page_size < 1):
+            raise ValueError("page_size must be None or a whole number >= 1")
+
+    def render_id(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        as_ref = self.ref_ids == "all" or (self.ref_ids == "readables" and kind in REF_ID_KINDS)
+        return {**record, "id": {"id": record["id"]}} if as_ref else record
 
 
 class _Company:
@@ -52,11 +96,13 @@ class _Company:
 class KleerState:
     """All companies of the simulator; safe to use from tests while the server runs."""
 
-    def __init__(self, rate_limit: tuple[int, int] = (50, 1000)) -> None:
+    def __init__(self, rate_limit: tuple[int, int] = (50, 1000),
+                 behaviour: KleerBehaviour | None = None) -> None:
         self.calls = CallLog()
         self.faults = Faults()
         self.limiter = RollingRateLimiter(*rate_limit)
         self.lock = threading.RLock()
+        self.behaviour = behaviour or KleerBehaviour()
         self._companies: dict[int, _Company] = {}
 
     def add_company(self, company_id: int, token: str) -> None:
@@ -97,11 +143,19 @@ class KleerState:
     def set_rate_limit(self, max_requests: int, window_ms: int) -> None:
         self.limiter.configure(max_requests, window_ms)
 
+    def set_behaviour(self, **switches: Any) -> KleerBehaviour:
+        """Change switches of `KleerBehaviour` (tests, `/_sim/behaviour`); returns the old ones."""
+        with self.lock:
+            old = self.behaviour
+            self.behaviour = KleerBehaviour(**{**asdict(old), **switches})
+            return old
+
     def reset(self) -> None:
         """Forget records, calls, faults and rate-limit history; keep companies and tokens."""
         with self.lock:
             for company_id, company in list(self._companies.items()):
                 self._companies[company_id] = _Company(company.token)
+            self.behaviour = KleerBehaviour()
         self.calls.clear()
         self.faults.clear()
         self.limiter.reset()
@@ -112,6 +166,7 @@ class KleerState:
                 str(cid): {kind: list(c.records[kind].values()) for kind in KINDS}
                 for cid, c in self._companies.items()},
                 "faults": self.faults.list(),
+                "behaviour": asdict(self.behaviour),
                 "rate_limit": {"max": self.limiter.max_requests,
                                "window_ms": self.limiter.window_ms}}
 
@@ -196,11 +251,23 @@ def _listing(kind: str, filters: dict[str, Callable[[dict, str], bool]]) -> Klee
     async def handler(request: Request, state: KleerState, cid: int) -> Any:
         with state.lock:
             found = list(state.company(cid).records[kind].values())
+            behaviour = state.behaviour
         for param, test in filters.items():
+            if behaviour.list_filters == "ignored":
+                continue
             if param in request.query_params:
                 wanted = request.query_params[param]
                 found = [r for r in found if test(r, wanted)]
-        return {LIST_KEYS[kind]: deep(found)}
+        if behaviour.page_size is not None:
+            try:
+                page = int(request.query_params.get("page", "1"))
+            except ValueError:
+                raise KleerError(400, "page: must be a whole number") from None
+            start = (max(page, 1) - 1) * behaviour.page_size
+            found = found[start:start + behaviour.page_size]
+        if not found and behaviour.empty_list == "object":
+            return {}
+        return {LIST_KEYS[kind]: [behaviour.render_id(kind, r) for r in deep(found)]}
 
     return handler
 
@@ -216,7 +283,8 @@ def _by_client_id(record: dict, wanted: str) -> bool:
 def _reader(kind: str) -> KleerHandler:
     async def handler(request: Request, state: KleerState, cid: int) -> Any:
         with state.lock:
-            return deep(state.find(cid, kind, request.path_params["id"]))
+            return state.behaviour.render_id(kind, deep(state.find(cid, kind,
+                                                                   request.path_params["id"])))
 
     return handler
 
@@ -257,17 +325,26 @@ async def create_agreement(request: Request, state: KleerState, cid: int) -> Any
 
 
 async def update_agreement(request: Request, state: KleerState, cid: int) -> Any:
+    """The XSD's `update-client-agreement` envelope holds a whole `client-agreement`; the update
+    makes a new revision of the whole agreement (kleer.md "Agreement update"), so a field the
+    body leaves out is cleared, like Kleer does with a partial body."""
     body = await _body(request)
+    envelope = body.get("update-client-agreement")
+    whole = envelope.get("client-agreement") if isinstance(envelope, dict) else None
+    if not isinstance(whole, dict):
+        raise KleerError(400, "update-client-agreement: expected {\"update-client-agreement\": "
+                              "{\"client-agreement\": {...}}}")
     with state.lock:
         record = state.find(cid, "agreement", request.path_params["id"])
-        changes = v.agreement(body, False, state.exists(cid, "client"),
-                              state.exists(cid, "product"))
-        merged = {**record, **changes}
-        v.check_agreement_dates(merged)
-        merged["revision-nr"] = record["revision-nr"] + 1
+        fresh = v.agreement(whole, True, state.exists(cid, "client"), state.exists(cid, "product"))
+        v.check_agreement_dates(fresh)
+        fresh.setdefault("first-invoice-rows", [])
+        fresh.setdefault("recurring-rows", [])
+        revision = record["revision-nr"] + 1
+        kept = {"id": record["id"], "revision-nr": revision}
         record.clear()
-        record.update(merged)
-        return {"revision-nr": merged["revision-nr"]}
+        record.update({**kept, **fresh})
+        return {"revision-nr": revision}
 
 
 async def create_project(request: Request, state: KleerState, cid: int) -> Any:
@@ -343,8 +420,16 @@ def _kleer_admin_routes(state: KleerState) -> list[Route]:
         state.set_rate_limit(int(data["max"]), int(data["window_ms"]))
         return JSONResponse({})
 
+    async def behaviour(request: Request) -> Response:
+        try:
+            state.set_behaviour(**(await read_json(request) or {}))
+        except (TypeError, ValueError) as exc:
+            return _error(400, f"bad behaviour switch: {exc}")
+        return JSONResponse(asdict(state.behaviour))
+
     return [
         Route("/_sim/companies", add_company, methods=["POST"]),
         Route("/_sim/products", add_product, methods=["POST"]),
         Route("/_sim/rate-limit", rate_limit, methods=["POST"]),
+        Route("/_sim/behaviour", behaviour, methods=["POST"]),
     ]
