@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from hubspot_api.models import CrmObject, UpsertResult
-from service_errors import ServiceError, error_from_response, error_from_transport
+from service_errors import ServiceError, error_from_response, error_from_transport, unexpected
 
 # Dated variants exist (/automation/actions/callbacks/2026-03/...): change it here only.
 CALLBACKS_PATH = "/automation/v4/actions/callbacks"
 ACTIONS_PATH = "/automation/v4/actions"
 BATCH_LIMIT = 100
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], raw: Any, what: str) -> M:
+    """An answer as `model`; a shape we do not recognise is a retryable error, never "empty"."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(map(str, first["loc"]))
+        raise ServiceError("HubSpot", f"unexpected answer to {what}: {where}: {first['msg']}",
+                           None, "UNEXPECTED_RESPONSE") from None
+
+
+def _results(body: Any, what: str) -> list[Any]:
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise unexpected("HubSpot", what, body)
+    return results
 
 
 class HubSpotClient:
@@ -59,7 +80,7 @@ class HubSpotClient:
         if associations:
             params["associations"] = ",".join(associations)
         body = await self._request("GET", f"/crm/v3/objects/{object_type}/{object_id}", params=params)
-        return CrmObject.model_validate(body)
+        return _parse(CrmObject, body, f"read {object_type}")
 
     async def batch_read(
         self, object_type: str, ids: Sequence[str], properties: Sequence[str]
@@ -75,7 +96,8 @@ class HubSpotClient:
             if body.get("errors"):
                 raise ServiceError("HubSpot", f"{object_type} not found: {body['errors'][0].get('message')}",
                                    404, "OBJECT_NOT_FOUND")
-            results += [CrmObject.model_validate(r) for r in body.get("results", [])]
+            results += [_parse(CrmObject, r, f"batch read {object_type}")
+                        for r in _results(body, f"batch read {object_type}")]
         order = {i: n for n, i in enumerate(ids)}
         return sorted(results, key=lambda r: order.get(r.id, len(order)))
 
@@ -85,7 +107,7 @@ class HubSpotClient:
         body = await self._request(
             "PATCH", f"/crm/v3/objects/{object_type}/{object_id}", json={"properties": properties}
         )
-        return CrmObject.model_validate(body)
+        return _parse(CrmObject, body, f"update {object_type}")
 
     async def batch_upsert(
         self, object_type: str, id_property: str, inputs: Sequence[tuple[str, dict[str, str]]]
@@ -95,7 +117,8 @@ class HubSpotClient:
             json={"inputs": [{"idProperty": id_property, "id": key, "properties": props}
                              for key, props in inputs]},
         )
-        return [UpsertResult.model_validate(r) for r in body.get("results", [])]
+        return [_parse(UpsertResult, r, f"upsert {object_type}")
+                for r in _results(body, f"upsert {object_type}")]
 
     async def batch_create(self, object_type: str, inputs: Sequence[dict[str, Any]]) -> list[CrmObject]:
         results: list[CrmObject] = []
@@ -104,7 +127,8 @@ class HubSpotClient:
                 "POST", f"/crm/v3/objects/{object_type}/batch/create",
                 json={"inputs": list(inputs[start:start + BATCH_LIMIT])},
             )
-            results += [CrmObject.model_validate(r) for r in body.get("results", [])]
+            results += [_parse(CrmObject, r, f"create {object_type}")
+                        for r in _results(body, f"create {object_type}")]
         return results
 
     async def batch_archive(self, object_type: str, ids: Sequence[str]) -> None:
@@ -144,7 +168,8 @@ class HubSpotClient:
         key = (from_type, to_type)
         if key not in self._type_ids:
             body = await self._request("GET", f"/crm/v4/associations/{from_type}/{to_type}/labels")
-            defined = [r for r in body.get("results", []) if r.get("category") == "HUBSPOT_DEFINED"]
+            defined = [r for r in _results(body, "association labels")
+                       if r.get("category") == "HUBSPOT_DEFINED"]
             unlabeled = [r for r in defined if not r.get("label")] or defined
             if not unlabeled:
                 raise ServiceError("HubSpot", f"no association type from {from_type} to {to_type}", 400)
@@ -160,7 +185,13 @@ class HubSpotClient:
 
     async def associated_ids(self, from_type: str, from_id: str, to_type: str) -> list[str]:
         body = await self._request("GET", f"/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}")
-        return [str(r["toObjectId"]) for r in body.get("results", [])]
+        if (body.get("paging") or {}).get("next"):
+            raise ServiceError("HubSpot", f"{from_type} {from_id} has more {to_type} associations "
+                                          "than one page holds", None, "UNEXPECTED_RESPONSE")
+        try:
+            return [str(r["toObjectId"]) for r in _results(body, "associations")]
+        except (KeyError, TypeError):
+            raise unexpected("HubSpot", "associations", body) from None
 
     # --- Workflow action callbacks -----------------------------------------------------------
     async def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:
@@ -188,14 +219,15 @@ class HubSpotClient:
 
     # --- Properties (portal setup) -----------------------------------------------------------
     async def list_properties(self, object_type: str) -> list[dict[str, Any]]:
-        return (await self._request("GET", f"/crm/v3/properties/{object_type}")).get("results", [])
+        return _results(await self._request("GET", f"/crm/v3/properties/{object_type}"),
+                        f"list {object_type} properties")
 
     async def create_property(self, object_type: str, definition: dict[str, Any]) -> dict[str, Any]:
         return await self._request("POST", f"/crm/v3/properties/{object_type}", json=definition)
 
     async def list_property_groups(self, object_type: str) -> list[dict[str, Any]]:
         body = await self._request("GET", f"/crm/v3/properties/{object_type}/groups")
-        return body.get("results", [])
+        return _results(body, f"list {object_type} property groups")
 
     async def create_property_group(self, object_type: str, group: dict[str, Any]) -> dict[str, Any]:
         return await self._request("POST", f"/crm/v3/properties/{object_type}/groups", json=group)
@@ -219,7 +251,7 @@ class HubSpotClient:
         params: dict[str, str] = {"limit": "100"}
         while True:
             body = await self._request("GET", f"{ACTIONS_PATH}/{app_id}", params=params)
-            results += body.get("results", [])
+            results += _results(body, "list action definitions")
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return results

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _HubSpotModel(BaseModel):
@@ -16,15 +16,19 @@ class ExecutionIndex(_HubSpotModel):
     actionExecutionIndex: int | None = None
 
 
+# Ids travel as Temporal search attributes (Int is 64-bit) and into URLs: positive int64 only.
+PositiveId = Annotated[int, Field(gt=0, lt=2**63)]
+
+
 class Origin(_HubSpotModel):
-    portalId: int
+    portalId: PositiveId
     actionDefinitionId: int | None = None
     actionDefinitionVersion: int | None = None
     actionExecutionIndexIdentifier: ExecutionIndex | None = None
 
 
 class ExecutionObject(_HubSpotModel):
-    objectId: int
+    objectId: PositiveId
     objectType: Literal["COMPANY", "DEAL"]
     properties: dict[str, str | None] = Field(default_factory=dict)
 
@@ -44,14 +48,48 @@ class AssociationRef(_HubSpotModel):
     type: str | None = None
 
 
-class AssociationList(_HubSpotModel):
-    results: list[AssociationRef] = Field(default_factory=list)
+class AssociationList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[AssociationRef]
+    paging: dict | None = None
+
+    @field_validator("paging")
+    @classmethod
+    def _complete(cls, paging: dict | None) -> dict | None:
+        if paging and paging.get("next"):
+            raise ValueError("more associations than one answer holds (paging.next)")
+        return paging
+
+
+# hubspot.md section 7: inline associations of a v3 read are keyed by display names ("line items"
+# with a space), not by object type names. Known keys -> object type; any other key is an answer
+# we do not understand (an error, never "no associations").
+INLINE_ASSOCIATION_KEYS = {"companies": "companies", "deals": "deals", "line items": "line_items",
+                           "line_items": "line_items"}
 
 
 class CrmObject(_HubSpotModel):
     id: str
     properties: dict[str, str | None] = Field(default_factory=dict)
     associations: dict[str, AssociationList] = Field(default_factory=dict)
+
+    @field_validator("associations", mode="before")
+    @classmethod
+    def _by_object_type(cls, raw: object) -> object:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError("associations must be an object")
+        by_type: dict[str, object] = {}
+        for key, value in raw.items():
+            object_type = INLINE_ASSOCIATION_KEYS.get(key)
+            if object_type is None:
+                raise ValueError(f"unknown association key {key!r}")
+            if object_type in by_type:
+                raise ValueError(f"associations to {object_type} under two keys")
+            by_type[object_type] = value
+        return by_type
 
     def prop(self, name: str) -> str | None:
         """A property's value with HubSpot's empty string treated as not set."""
@@ -60,13 +98,13 @@ class CrmObject(_HubSpotModel):
 
     def associated_ids(self, to_type: str) -> list[str]:
         seen: dict[str, None] = {}
-        for ref in self.associations.get(to_type, AssociationList()).results:
+        for ref in self.associations.get(to_type, AssociationList(results=[])).results:
             seen.setdefault(ref.id)
         return list(seen)
 
     def primary_company_id(self) -> str | None:
         """The primary company (label `deal_to_company`), else the first associated one."""
-        refs = self.associations.get("companies", AssociationList()).results
+        refs = self.associations.get("companies", AssociationList(results=[])).results
         for ref in refs:
             if ref.type == "deal_to_company":
                 return ref.id

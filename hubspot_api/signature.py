@@ -49,7 +49,11 @@ def verify(
     headers: dict[str, str],
     now_ms: int | None = None,
 ) -> str:
-    """Verify a request's signature headers (lower-cased keys); returns the version used."""
+    """Verify a request's signature headers (lower-cased keys); returns the version used.
+
+    A blank secret verifies nothing: anyone could compute a signature with it."""
+    if not secret.strip():
+        raise SignatureError("no client secret is configured, so no signature can be trusted")
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     v3 = headers.get("x-hubspot-signature-v3")
     if v3:

@@ -122,7 +122,7 @@ async def setup_hubspot(hubspot: HubSpotClient, report: SetupReport) -> None:
 async def check_kleer(kleer: KleerClient, report: SetupReport) -> None:
     """A harmless read proves the company id and API key before any workflow depends on them."""
     try:
-        products = await kleer.list("product")
+        products = await kleer.list_all("product")
     except ServiceError as exc:
         report.kleer_ok, report.kleer_detail = False, str(exc)
         return
