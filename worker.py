@@ -24,7 +24,7 @@ from activities.kleer import KleerActivities
 from settings import ConfigError, Settings, load_settings
 from telemetry import MetricsBindError, setup_logging
 from temporal_client import TemporalUnavailable, connect_with_retry, run
-from workflows import WORKFLOWS
+from workflows import ALL_WORKFLOWS
 from workflows.models import callbacks_task_queue, hubspot_task_queue
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class WorkerGroup:
 def build_worker(client: Client, settings: Settings) -> WorkerGroup:
     hubspot, kleer = HubSpotActivities(settings), KleerActivities(settings)
     workers = [Worker(
-        client, task_queue=settings.task_queue, workflows=list(WORKFLOWS.values()),
+        client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
         activities=[kleer.create, kleer.update, kleer.find_products],
         max_concurrent_activities=settings.max_concurrent_activities,
         # A bulk enrollment keeps thousands of runs open at once; evicting them from the cache

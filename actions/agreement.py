@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from actions.base import ActionContext, ActionSpec, SyncSpec, foreign_id
 from actions.fields import (
     ActionInputs,
@@ -33,6 +35,8 @@ class AgreementInputs(ActionInputs):
     def check(self) -> None:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise InputError(f'End Date "{self.end_date}" is before Start Date "{self.start_date}"')
+        if self.invoice_interval is not None:
+            billing_frequency(self.invoice_interval)  # mirrored as a HubSpot subscription
 
 
 def agreement_from(ctx: ActionContext, inputs: AgreementInputs) -> Agreement:
@@ -60,6 +64,35 @@ def build(ctx: ActionContext, raw: dict[str, str | None]) -> Agreement:
     })
 
 
+# hubspot.md section 7: `recurringbillingfrequency` accepts only HubSpot's own values. Kleer's
+# `invoice-interval-months` -> that value; intervals HubSpot has no value for cannot be mirrored.
+HUBSPOT_FREQUENCIES = {1: "monthly", 3: "quarterly", 6: "per_six_months", 12: "annually",
+                       24: "per_two_years", 36: "per_three_years", 48: "per_four_years",
+                       60: "per_five_years"}
+
+
+def billing_frequency(months: int | None) -> str:
+    if months is None:
+        months = 1  # Kleer's default interval when none is set
+    try:
+        return HUBSPOT_FREQUENCIES[months]
+    except KeyError:
+        raise InputError(f"Invoice Interval (Months) {months} has no HubSpot billing frequency: "
+                         f"use one of {', '.join(map(str, HUBSPOT_FREQUENCIES))}") from None
+
+
+def billing_term(start: str | None, end: str | None) -> str | None:
+    """`hs_recurring_billing_period` as an ISO-8601 period (hubspot.md section 7: `P12M`): the
+    whole months from the start up to and including the end date; None without an end."""
+    if not start or not end:
+        return None
+    first, last = date.fromisoformat(start), date.fromisoformat(end) + timedelta(days=1)
+    months = (last.year - first.year) * 12 + last.month - first.month
+    if last.day < first.day:
+        months -= 1
+    return f"P{months}M" if months >= 1 else None
+
+
 def hubspot_subscription(agreement: dict) -> dict[str, str]:
     months = agreement.get("invoice-interval-months")
     props = {
@@ -74,8 +107,17 @@ def hubspot_subscription(agreement: dict) -> dict[str, str]:
 
 
 def subscription_line_items(agreement: dict) -> list[dict[str, str]]:
-    recurring = [{**to_line_item(r), "recurringbillingfrequency": "recurring"}
-                 for r in agreement.get("recurring-rows") or []]
+    """The agreement's rows as line items of the subscription: recurring rows with HubSpot's
+    billing frequency (and term, when the agreement ends), first-invoice rows as one-time items."""
+    rows = agreement.get("recurring-rows") or []
+    billing: dict[str, str] = {}
+    if rows:
+        billing["recurringbillingfrequency"] = billing_frequency(
+            agreement.get("invoice-interval-months"))
+        start = agreement.get("start-invoice-date") or agreement.get("start-date")
+        if term := billing_term(start, agreement.get("end-date")):
+            billing["hs_recurring_billing_period"] = term
+    recurring = [{**to_line_item(r), **billing} for r in rows]
     return recurring + [to_line_item(r) for r in agreement.get("first-invoice-rows") or []]
 
 

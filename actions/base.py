@@ -87,6 +87,14 @@ class ActionSpec:
         if self.operation == "update" and not ctx.record.prop(self.id_property):
             return (f"Deal {ctx.record.id} has no {self.id_property}: there is no Kleer agreement "
                     f"to update (create it first)")
+        if self.reads_line_items and not ctx.line_items:
+            # An invoice or agreement without rows is never what the user meant; an update
+            # without rows would remove every row of the agreement.
+            effect = (f"updating would remove every row of Kleer agreement "
+                      f"{ctx.record.prop(self.id_property)}" if self.operation == "update"
+                      else f"a Kleer {self.kleer_kind} needs at least one row")
+            return (f"Deal {ctx.record.id} has no line items ({effect}): add the products or "
+                    f"services as line items on the deal, then re-enroll it")
         return None
 
 

@@ -1,4 +1,9 @@
-"""Kleer activities: create (exactly once, found again by its marker), update, resolve products."""
+"""Kleer activities: create (exactly once, found again by its marker), update, resolve products.
+
+These run inside the per-record workflow (workflows/record.py), so two executions never write the
+same Kleer record at the same time; what is left to handle here is a write whose outcome is
+unknown (kleer.md "Unknown outcome").
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import translate_errors
 from activities.models import FindProducts, KleerWrite, KleerWritten
-from kleer_api.client import KleerClient
+from kleer_api.client import KleerClient, Record
 from service_errors import ServiceError
 from settings import Settings
 from telemetry import HttpCallMetrics
+
+# Kinds whose create is read back: Kleer assigns what the mirror shows (invoice-nr, defaults).
+# Clients and projects are not mirrored; their create answer and our request hold all we need.
+READ_BACK = ("invoice", "agreement")
+# Read-only parts of an agreement as Kleer renders it; everything else is sent back on update.
+_AGREEMENT_READ_ONLY = ("id", "revision-nr", "deleted")
 
 
 class KleerActivities:
@@ -39,64 +50,80 @@ class KleerActivities:
     @activity.defn(name="kleer.create")
     @translate_errors
     async def create(self, req: KleerWrite) -> KleerWritten:
-        """Create the record unless an earlier attempt already did (its response may have been lost)."""
+        """Create the record unless it exists already.
+
+        Looked for first only where it can exist: on a retry (an earlier attempt's outcome may
+        be unknown), or when an earlier execution worked on the same HubSpot record
+        (`lookup_first`, set by the per-record workflow).
+        """
         kleer = self.client(req.portal_id)
-        existing = await self._find_earlier(kleer, req)
-        if existing is not None:
-            activity.logger.info("kleer %s %s found by marker; not creating again",
-                                 req.kind, existing.get("id"))
-            return KleerWritten(id=int(existing["id"]), record=existing, existed=True)
+        attempt = activity.info().attempt
+        if req.lookup_first or attempt > 1:
+            existing = await self._find_earlier(kleer, req)
+            if existing is not None:
+                activity.logger.info("kleer %s %s found by its marker; not creating again",
+                                     req.kind, existing["id"])
+                # On the first attempt it was made by an earlier execution; on a retry, by us.
+                return KleerWritten(id=existing["id"], record=existing, existed=attempt == 1)
         try:
             new_id = await kleer.create(req.kind, req.payload)
         except ServiceError as exc:
-            if exc.status is None:
-                # Timed out or dropped: Kleer may still commit this request. Look again only once
-                # it has surely finished, or the lookup misses it and the retry creates a twin.
-                raise ApplicationError(f"{exc} (outcome unknown; looking again in "
-                                       f"{self._settings.create_settle_s:.0f} s)",
-                                       type="KleerOutcomeUnknown",
-                                       next_retry_delay=timedelta(
-                                           seconds=self._settings.create_settle_s)) from None
-            raise
-        return KleerWritten(id=new_id, record=await kleer.get(req.kind, new_id))
+            if exc.nothing_written:
+                raise
+            # Timed out, dropped, unreadable or a (gateway) 5xx: Kleer may still commit this
+            # request. Look again only once it has surely finished, or the lookup misses it and
+            # the retry creates a twin.
+            raise ApplicationError(f"{exc} (outcome unknown; looking again in "
+                                   f"{self._settings.create_settle_s:.0f} s)",
+                                   type="KleerOutcomeUnknown",
+                                   next_retry_delay=timedelta(
+                                       seconds=self._settings.create_settle_s)) from None
+        if req.kind in READ_BACK:
+            return KleerWritten(id=new_id, record=await kleer.get(req.kind, new_id))
+        return KleerWritten(id=new_id, record={**req.payload, "id": new_id})
 
-    async def _find_earlier(self, kleer: KleerClient, req: KleerWrite) -> dict | None:
+    async def _find_earlier(self, kleer: KleerClient, req: KleerWrite) -> Record | None:
         if req.foreign_id:
             return await kleer.find_by_foreign_id(req.kind, req.foreign_id)
-        if req.kind == "project" and activity.info().attempt > 1:
-            # Projects have no foreign-id. Only a retry can follow a lost answer, so only a retry
-            # looks for the client's project with the same name and number.
-            client_id = req.payload["client"]["id"]
-            for project in await kleer.list("project", client_id=client_id):
-                if (project.get("name"), project.get("number")) == (
-                    req.payload.get("name"), req.payload.get("number")
-                ):
-                    return {**project, "id": _project_id(project)}
+        if req.kind == "project":
+            # Projects have no foreign-id: the client's project with the same name and number.
+            wanted = (req.payload.get("name"), req.payload.get("number"))
+            for project in await kleer.projects_of(req.payload["client"]["id"]):
+                if (project.get("name"), project.get("number")) == wanted:
+                    return project
         return None
 
     @activity.defn(name="kleer.update")
     @translate_errors
     async def update(self, req: KleerWrite) -> KleerWritten:
-        """Apply the update; repeating it with the same payload gives the same record."""
-        assert req.record_id is not None
+        """Update an agreement: the whole current agreement with the given header fields and the
+        deal's row sets applied, sent in the XSD's update envelope (kleer.md "Agreement update").
+
+        Never a partial body, which would clear the fields it leaves out. Repeating it (a retry
+        after a lost answer) sends the same agreement again: one more identical revision.
+        """
+        assert req.record_id is not None and req.kind == "agreement"
         kleer = self.client(req.portal_id)
-        await kleer.update(req.kind, req.record_id, req.payload)
-        return KleerWritten(id=req.record_id, record=await kleer.get(req.kind, req.record_id))
+        current = await kleer.get("agreement", req.record_id)
+        whole = {k: v for k, v in current.items() if k not in _AGREEMENT_READ_ONLY}
+        whole.update(req.payload)
+        revision = await kleer.update_agreement(req.record_id, whole)
+        return KleerWritten(id=req.record_id, record={**whole, "id": req.record_id,
+                                                      "revision-nr": revision})
 
     @activity.defn(name="kleer.find_products")
     @translate_errors
     async def find_products(self, req: FindProducts) -> dict[str, int]:
-        """HubSpot product id -> Kleer product id, for Kleer products whose foreign-id is that id."""
-        kleer = self.client(req.portal_id)
+        """HubSpot product id -> Kleer product id, for Kleer products whose foreign-id is that id.
+
+        One walk through the product list (the foreign-id filter may not exist)."""
+        wanted = set(req.hubspot_product_ids)
         found: dict[str, int] = {}
-        for hs_id in req.hubspot_product_ids:
-            product = await kleer.find_by_foreign_id("product", hs_id)
-            if product is not None:
-                found[hs_id] = int(product["id"])
+        for product in await self.client(req.portal_id).list_all("product"):
+            marker = product.get("foreign-id")
+            if marker in wanted:
+                if marker in found:
+                    raise ServiceError("Kleer", f"products {found[marker]} and {product['id']} "
+                                                f"both carry foreign-id {marker}", 409)
+                found[marker] = product["id"]
         return found
-
-
-def _project_id(project: dict) -> int:
-    # client-project-readable renders its id as a reference object in the XSD.
-    raw = project.get("id")
-    return int(raw["id"] if isinstance(raw, dict) else raw)

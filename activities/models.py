@@ -46,12 +46,13 @@ class KleerWrite(BaseModel):
     payload: dict[str, Any]
     foreign_id: str | None = None  # create: the durable marker that makes retries safe
     record_id: int | None = None  # update: the record to change
+    lookup_first: bool = False  # create: an earlier execution may have made it already
 
 
 class KleerWritten(BaseModel):
     id: int
     record: dict[str, Any]
-    existed: bool = False  # found by its marker: an earlier attempt had created it
+    existed: bool = False  # found by its marker on a first attempt: an earlier execution made it
 
 
 class WriteBack(BaseModel):

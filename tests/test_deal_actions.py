@@ -114,7 +114,13 @@ async def test_agreement_create_then_update_replaces_rows(stack, run):
     assert [r["description"] for r in agreement["first-invoice-rows"]] == ["Setup"]
     assert agreement["invoice-day"] == "INVOICE_AT_START" and agreement["revision-nr"] == 1
     [sub] = stack.hubspot.find_objects(PORTAL, "subscriptions", kleer_id=str(agreement_id))
-    assert len(stack.hubspot.associations_of(PORTAL, "subscriptions", sub["id"], "line_items")) == 2
+    items = {item["properties"]["name"]: item["properties"] for item in (
+        stack.hubspot.get_object(PORTAL, "line_items", i)
+        for i in stack.hubspot.associations_of(PORTAL, "subscriptions", sub["id"], "line_items"))}
+    # HubSpot's own billing values (hubspot.md section 7): every 3 months, a 12-month term.
+    assert (items["Licence"]["recurringbillingfrequency"],
+            items["Licence"]["hs_recurring_billing_period"]) == ("quarterly", "P12M")
+    assert not items["Setup"].get("recurringbillingfrequency")  # a one-time row
 
     # Upsell: the deal now has one different line item; the update replaces the rows.
     hs = stack.hubspot
@@ -128,7 +134,9 @@ async def test_agreement_create_then_update_replaces_rows(stack, run):
     assert (out["result"], out["kleer_id"]) == ("updated", str(agreement_id)), out
     agreement = stack.kleer.get(1, "agreement", agreement_id)
     assert agreement["revision-nr"] == 2 and agreement["end-date"] == "2028-12-31"
-    assert agreement["payment-days"] == 20  # not given: unchanged
+    # Not given: unchanged (the whole agreement is sent back, kleer.md "Agreement update").
+    assert (agreement["payment-days"], agreement["description"], agreement["invoice-interval-months"],
+            agreement["invoice-day"]) == (20, "Support", 3, "INVOICE_AT_START")
     assert [r["description"] for r in agreement["recurring-rows"]] == ["Enterprise licence"]
     assert agreement["first-invoice-rows"] == []
     [sub] = stack.hubspot.find_objects(PORTAL, "subscriptions", kleer_id=str(agreement_id))
@@ -136,6 +144,23 @@ async def test_agreement_create_then_update_replaces_rows(stack, run):
              for i in hs.associations_of(PORTAL, "subscriptions", sub["id"], "line_items")]
     assert names == ["Enterprise licence"]
     assert sub["properties"]["hs_recurring_billing_end_date"] == "2028-12-31"
+
+
+@pytest.mark.parametrize("action", ["create-invoice", "create-agreement", "update-agreement"])
+async def test_deal_without_line_items_fails_and_writes_nothing(stack, run, action):
+    props = {}
+    if action == "update-agreement":
+        deal_with_rows, _ = seed_deal(stack)
+        created = await run("create-agreement", "DEAL", deal_with_rows)
+        props["kleer_agreement_id"] = created["kleer_id"]
+    deal_id, _ = seed_deal(stack, items=[], props=props)
+    kind = "invoice" if action == "create-invoice" else "agreement"
+    before = stack.kleer.records(1, kind)
+    out = await run(action, "DEAL", deal_id)
+    assert out["hs_execution_state"] == "FAIL_CONTINUE"
+    assert f"Deal {deal_id} has no line items" in out["error_message"]
+    assert "add the products or services as line items" in out["error_message"]
+    assert stack.kleer.records(1, kind) == before  # nothing created, no agreement emptied
 
 
 async def test_update_agreement_never_skips_but_needs_an_agreement(stack, run):

@@ -47,7 +47,7 @@ async def test_metrics_count_requests_results_and_calls(stack, run):
     assert grew("kleer_executions_finished_total", action="create-client", result="skipped") == 1
     assert grew("kleer_http_calls_total", service="hubspot", status="429") == 1
     assert grew("kleer_http_calls_total", service="hubspot", status="2xx") >= 4
-    assert grew("kleer_http_calls_total", service="kleer", status="2xx") >= 2
+    assert grew("kleer_http_calls_total", service="kleer", status="2xx") >= 1  # the create
     # The SDK's own metrics are on the same endpoint.
     assert re.search(r"^temporal_\w+", after, re.M)
 

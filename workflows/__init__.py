@@ -6,6 +6,7 @@ from workflows.create_client_from_mappings import CreateKleerClientFromMappings
 from workflows.create_invoice import CreateKleerInvoice
 from workflows.create_project import CreateKleerProject
 from workflows.create_project_from_mappings import CreateKleerProjectFromMappings
+from workflows.record import KleerRecordWrite
 from workflows.update_agreement import UpdateKleerAgreement
 
 # Action key (the actionUrl segment) -> workflow class.
@@ -18,3 +19,6 @@ WORKFLOWS: dict[str, type] = {
     "create-project": CreateKleerProject,
     "create-project-from-mappings": CreateKleerProjectFromMappings,
 }
+
+# Everything a worker runs: the action workflows and the per-record workflow they hand writes to.
+ALL_WORKFLOWS: list[type] = [*WORKFLOWS.values(), KleerRecordWrite]

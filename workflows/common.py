@@ -1,18 +1,16 @@
-"""The one shape every action runs: read -> skip? -> prerequisites -> validate -> write -> write back
--> sync back -> complete. Each action's workflow file only names its ActionSpec.
+"""The one shape every action runs: read -> skip? -> prerequisites -> validate -> write (per
+record, workflows/record.py) -> complete. Each action's workflow file only names its ActionSpec.
 
 Deterministic: all I/O is in activities; ActionSpec.build() is pure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from actions.base import ActionContext, ActionSpec
@@ -20,88 +18,25 @@ with workflow.unsafe.imports_passed_through():
     from actions.rows import product_ids
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
-    from activities.models import (
-        Completion,
-        FindProducts,
-        KleerWrite,
-        KleerWritten,
-        ReadLineItems,
-        ReadObject,
-        ReadRecord,
-        SyncLineItems,
-        SyncMirror,
-        WriteBack,
-    )
+    from activities.models import Completion, FindProducts, ReadLineItems, ReadObject, ReadRecord
     from kleer_api.models import KleerModel
     from workflows.models import (
         FAILED_ACTION,
+        OBJECT_ID,
         PORTAL_ID,
         RESULT,
         ActionExecution,
         ActionResult,
-        StepPolicy,
+        RecordDone,
+        RecordWork,
         callbacks_task_queue,
-        hubspot_task_queue,
+        record_workflow_id,
     )
+    from workflows.record import KleerRecordWrite
+    from workflows.steps import NEW_RUN, FinalFailure, hubspot_step, step, step_options
 
-T = TypeVar("T")
-
-
-def hubspot_queue(portal_id: int) -> str:
-    return hubspot_task_queue(workflow.info().task_queue, portal_id)
-
-
-def step_options(policy: StepPolicy, callback: bool = False) -> dict[str, Any]:
-    """Transient faults (timeouts, 5xx, 429) are retried with backoff; a 429's Retry-After
-    overrides the backoff (ApplicationError.next_retry_delay); final errors are non-retryable.
-    The callback step outlives the others: HubSpot waits as long as the BLOCK answer said."""
-    give_up = policy.callback_give_up_after_s if callback else policy.give_up_after_s
-    return {
-        "start_to_close_timeout": timedelta(seconds=policy.start_to_close_s),
-        "schedule_to_close_timeout": timedelta(seconds=give_up),
-        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=policy.initial_retry_s),
-                                    backoff_coefficient=2.0,
-                                    maximum_interval=timedelta(seconds=policy.max_retry_s)),
-    }
-
-
-class FinalFailure(Exception):
-    """Ends the action as FAIL_CONTINUE with a message the HubSpot user can act on."""
-
-    def __init__(self, message: str, kleer_id: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.kleer_id = kleer_id
-
-
-# In a bulk enrollment the portal's HubSpot queue has a backlog. Runs already under way go
-# first (priority 1); a run's first call waits behind them (5). Runs then finish in the order
-# they started, instead of all progressing in lockstep and finishing together at the end.
-UNDER_WAY, NEW_RUN = Priority(priority_key=1), Priority(priority_key=5)
-
-
-async def _step(
-    activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
-    kleer_id: str = "", task_queue: str | None = None, priority: Priority = UNDER_WAY,
-) -> T:
-    try:
-        return await workflow.execute_activity_method(activity, arg, task_queue=task_queue,
-                                                      priority=priority, **step_options(policy))
-    except ActivityError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        if not (isinstance(cause, ApplicationError) and cause.non_retryable):
-            message = f"gave up after retrying for {policy.give_up_after_s:.0f} s: {message}"
-        raise FinalFailure(failure + message, kleer_id) from None
-
-
-async def _hubspot_step(
-    activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
-    kleer_id: str = "", priority: Priority = UNDER_WAY,
-) -> T:
-    """A HubSpot call: on the portal's rate-limited queue."""
-    return await _step(activity, arg, policy, failure, kleer_id, hubspot_queue(arg.portal_id),
-                       priority)
+# While another execution writes the same Kleer record, wait this long between tries (doubling).
+WAIT_FOR_RECORD = (timedelta(seconds=0.5), timedelta(seconds=30))
 
 
 async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
@@ -142,27 +77,30 @@ async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
     if problem := spec.prerequisite_error(ctx):
         raise FinalFailure(problem)
     if spec.reads_line_items and (wanted := product_ids(ctx.line_items)):
-        ctx.products = await _step(KleerActivities.find_products, FindProducts(
+        ctx.products = await step(KleerActivities.find_products, FindProducts(
             portal_id=ex.portal_id, hubspot_product_ids=wanted), ex.policy)
     try:
         record = spec.build(ctx, ex.input_fields)
     except InputError as exc:
         raise FinalFailure(str(exc)) from None
+    if spec.operation == "update" and not (existing or "").isdigit():
+        raise FinalFailure(f'{spec.id_property} "{existing}" is not a Kleer id (a number)')
 
-    if spec.operation == "create":
-        written = await _create(spec, ex, record)
-    else:
-        written = await _update(spec, ex, record, existing or "")
-    if spec.sync is not None:
-        await _sync_back(spec, ex, ctx, written)
-    result = "created" if spec.operation == "create" else "updated"
-    return ActionResult(state="SUCCESS", result=result, kleer_id=str(written.id))
+    done = await _write_record(spec, ex, ctx, record, int(existing) if spec.operation == "update"
+                               else None)
+    if done.error_message:
+        raise FinalFailure(done.error_message, done.kleer_id)
+    if spec.operation == "update":
+        return ActionResult(state="SUCCESS", result="updated", kleer_id=done.kleer_id)
+    # Made by an earlier execution for the same record (found by its marker): nothing new.
+    return ActionResult(state="SUCCESS", result="skipped" if done.existed else "created",
+                        kleer_id=done.kleer_id)
 
 
 async def _read(spec: ActionSpec, ex: ActionExecution) -> ActionContext:
     """The record with its associations; then, unless the action will skip, its company and
     line items (each read only when the action needs it)."""
-    read = await _hubspot_step(HubSpotActivities.read_record, ReadRecord(
+    read = await hubspot_step(HubSpotActivities.read_record, ReadRecord(
         portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id), ex.policy,
         priority=NEW_RUN)
     ctx = ActionContext(portal_id=ex.portal_id, object_type=spec.object_type, record=read.record,
@@ -170,54 +108,46 @@ async def _read(spec: ActionSpec, ex: ActionExecution) -> ActionContext:
     if spec.operation == "create" and ctx.record.prop(spec.id_property):
         return ctx
     if spec.needs_company and (company_id := ctx.record.primary_company_id()):
-        ctx.company = await _hubspot_step(HubSpotActivities.read_company, ReadObject(
+        ctx.company = await hubspot_step(HubSpotActivities.read_company, ReadObject(
             portal_id=ex.portal_id, object_id=company_id), ex.policy)
     if spec.reads_line_items and (item_ids := ctx.record.associated_ids("line_items")):
-        ctx.line_items = await _hubspot_step(HubSpotActivities.read_line_items, ReadLineItems(
+        ctx.line_items = await hubspot_step(HubSpotActivities.read_line_items, ReadLineItems(
             portal_id=ex.portal_id, ids=item_ids), ex.policy)
     return ctx
 
 
-async def _create(spec: ActionSpec, ex: ActionExecution, record: KleerModel) -> KleerWritten:
-    what = f"Kleer {spec.kleer_kind}"
-    written = await _step(KleerActivities.create, KleerWrite(
-        portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
-        foreign_id=getattr(record, "foreign_id", None),
-    ), ex.policy, failure=f"{what} not created: ")
-    kleer_id = str(written.id)
-    await _hubspot_step(HubSpotActivities.write_back, WriteBack(
-        portal_id=ex.portal_id, hubspot_type=spec.hubspot_type, object_id=ex.object_id,
-        properties={spec.id_property: kleer_id},
-    ), ex.policy, kleer_id=kleer_id,
-        failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ")
-    return written
-
-
-async def _update(spec: ActionSpec, ex: ActionExecution, record: KleerModel,
-                  existing: str) -> KleerWritten:
-    if not existing.isdigit():
-        raise FinalFailure(f'{spec.id_property} "{existing}" is not a Kleer id (a number)')
-    return await _step(KleerActivities.update, KleerWrite(
-        portal_id=ex.portal_id, kind=spec.kleer_kind, payload=record.payload(),
-        record_id=int(existing),
-    ), ex.policy, failure=f"Kleer {spec.kleer_kind} {existing} not updated: ", kleer_id=existing)
-
-
-async def _sync_back(spec: ActionSpec, ex: ActionExecution, ctx: ActionContext,
-                     written: KleerWritten) -> None:
-    """Mirror the Kleer record as the HubSpot invoice/subscription, then its line items."""
-    assert spec.sync is not None
-    kleer_id = str(written.id)
+async def _write_record(spec: ActionSpec, ex: ActionExecution, ctx: ActionContext,
+                        record: KleerModel, record_id: int | None) -> RecordDone:
+    """Hand the write to the record's own workflow (workflows/record.py), one at a time per
+    record: if another execution's write to it runs, wait for it; if one ran before, look for
+    what it made before creating."""
     associations = [("deals", ctx.record.id)]
     if ctx.company is not None:
         associations.append(("companies", ctx.company.id))
-    failure = f"Kleer {spec.kleer_kind} {kleer_id} was saved, but syncing it to HubSpot failed: "
-    mirror_id = await _hubspot_step(HubSpotActivities.sync_mirror, SyncMirror(
-        portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
-        properties=spec.sync.properties(written.record), associations=associations,
-        expect_new=spec.operation == "create",
-    ), ex.policy, failure=failure, kleer_id=kleer_id)
-    if line_items := spec.sync.line_items(written.record):
-        await _hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
-            portal_id=ex.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
-            line_items=line_items), ex.policy, failure=failure, kleer_id=kleer_id)
+    work = RecordWork(action=spec.key, portal_id=ex.portal_id, object_id=ex.object_id,
+                      payload=record.payload(), foreign_id=getattr(record, "foreign_id", None),
+                      record_id=record_id, associations=associations, policy=ex.policy)
+    child_id = record_workflow_id(ex.portal_id, spec.kleer_kind, ex.object_type, ex.object_id)
+    attributes = None
+    if workflow.info().typed_search_attributes.get(PORTAL_ID) is not None:
+        attributes = TypedSearchAttributes([SearchAttributePair(PORTAL_ID, ex.portal_id),
+                                            SearchAttributePair(OBJECT_ID, str(ex.object_id))])
+    reuse, wait = WorkflowIDReusePolicy.REJECT_DUPLICATE, WAIT_FOR_RECORD[0]
+    while True:
+        try:
+            child = await workflow.start_child_workflow(
+                KleerRecordWrite.run, work, id=child_id, id_reuse_policy=reuse,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"Kleer {spec.kleer_kind} of {ex.object_type} {ex.object_id} · "
+                               f"portal {ex.portal_id} · for {ex.workflow_id}",
+                search_attributes=attributes,
+            )
+            return await child
+        except WorkflowAlreadyStartedError:
+            if reuse == WorkflowIDReusePolicy.REJECT_DUPLICATE:
+                # Another execution wrote (or is writing) this record: look before creating.
+                reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                work = work.model_copy(update={"lookup_first": True})
+                continue
+            await workflow.sleep(wait)
+            wait = min(wait * 2, WAIT_FOR_RECORD[1])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -62,6 +62,33 @@ class ActionResult(BaseModel):
             "result": self.result,
             "error_message": self.error_message,
         }
+
+
+class RecordWork(BaseModel):
+    """What an action writes to one Kleer record, handed to the per-record workflow
+    (workflows/record.py): the Kleer write, the id written back, the HubSpot mirror."""
+
+    action: str
+    portal_id: int
+    object_id: int  # the enrolled HubSpot record
+    payload: dict[str, Any]  # the Kleer record the action built (JSON body)
+    foreign_id: str | None = None  # create: our marker on the Kleer record
+    record_id: int | None = None  # update: the Kleer record to change
+    associations: list[tuple[str, str]] = Field(default_factory=list)  # mirror -> (type, id)
+    # An earlier execution may have written this record already: look for it before creating.
+    lookup_first: bool = False
+    policy: StepPolicy = Field(default_factory=StepPolicy)
+
+
+class RecordDone(BaseModel):
+    kleer_id: str = ""
+    existed: bool = False  # made by an earlier execution, found by its marker
+    error_message: str = ""
+
+
+def record_workflow_id(portal_id: int, kind: str, object_type: str, object_id: int | str) -> str:
+    """One id per (portal, Kleer kind, HubSpot record): writes to it run one at a time."""
+    return f"kleer-{kind}-of-{object_type.lower()}-{object_id}-portal-{portal_id}"
 
 
 def hubspot_task_queue(task_queue: str, portal_id: int) -> str:

@@ -1,0 +1,86 @@
+"""The per-record workflow: every write to one Kleer record, one execution at a time.
+
+Two executions can work on the same HubSpot record at once (a company enrolled in both client
+actions, a deal in two workflows with Create Invoice) and on any workers. Each action run hands
+its write to a child workflow whose id is the record's (`record_workflow_id`: portal, Kleer kind,
+HubSpot record); Temporal runs one workflow per id at a time, so the second execution's child
+starts only when the first one's has closed, and then finds the record the first one made by its
+marker instead of creating a twin. Serialised here as well: the id written back and the HubSpot
+mirror with its line items, so two syncs of one record never interleave.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from actions import ACTIONS
+    from actions.base import ActionSpec
+    from actions.fields import InputError
+    from activities.hubspot import HubSpotActivities
+    from activities.kleer import KleerActivities
+    from activities.models import KleerWrite, KleerWritten, SyncLineItems, SyncMirror, WriteBack
+    from workflows.models import RecordDone, RecordWork
+    from workflows.steps import FinalFailure, hubspot_step, step
+
+
+@workflow.defn(name="KleerRecordWrite")
+class KleerRecordWrite:
+    @workflow.run
+    async def run(self, work: RecordWork) -> RecordDone:
+        spec = ACTIONS[work.action]
+        try:
+            if spec.operation == "create":
+                written = await _create(spec, work)
+            else:
+                written = await _update(spec, work)
+            if spec.sync is not None:
+                await _sync_back(spec, work, written)
+        except FinalFailure as failure:
+            return RecordDone(kleer_id=failure.kleer_id, error_message=failure.message)
+        return RecordDone(kleer_id=str(written.id), existed=written.existed)
+
+
+async def _create(spec: ActionSpec, work: RecordWork) -> KleerWritten:
+    what = f"Kleer {spec.kleer_kind}"
+    written = await step(KleerActivities.create, KleerWrite(
+        portal_id=work.portal_id, kind=spec.kleer_kind, payload=work.payload,
+        foreign_id=work.foreign_id, lookup_first=work.lookup_first,
+    ), work.policy, failure=f"{what} not created: ")
+    kleer_id = str(written.id)
+    await hubspot_step(HubSpotActivities.write_back, WriteBack(
+        portal_id=work.portal_id, hubspot_type=spec.hubspot_type, object_id=work.object_id,
+        properties={spec.id_property: kleer_id},
+    ), work.policy, kleer_id=kleer_id,
+        failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ")
+    return written
+
+
+async def _update(spec: ActionSpec, work: RecordWork) -> KleerWritten:
+    assert work.record_id is not None
+    return await step(KleerActivities.update, KleerWrite(
+        portal_id=work.portal_id, kind=spec.kleer_kind, payload=work.payload,
+        record_id=work.record_id,
+    ), work.policy, failure=f"Kleer {spec.kleer_kind} {work.record_id} not updated: ",
+        kleer_id=str(work.record_id))
+
+
+async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) -> None:
+    """Mirror the Kleer record as the HubSpot invoice/subscription, then its line items."""
+    assert spec.sync is not None
+    kleer_id = str(written.id)
+    failure = f"Kleer {spec.kleer_kind} {kleer_id} was saved, but syncing it to HubSpot failed: "
+    try:
+        properties = spec.sync.properties(written.record)
+        line_items = spec.sync.line_items(written.record)
+    except InputError as exc:  # e.g. an interval HubSpot has no billing frequency for
+        raise FinalFailure(failure + str(exc), kleer_id) from None
+    mirror_id = await hubspot_step(HubSpotActivities.sync_mirror, SyncMirror(
+        portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
+        properties=properties, associations=work.associations,
+        expect_new=spec.operation == "create" and not written.existed,
+    ), work.policy, failure=failure, kleer_id=kleer_id)
+    if line_items:
+        await hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
+            portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
+            line_items=line_items), work.policy, failure=failure, kleer_id=kleer_id)

@@ -1,0 +1,70 @@
+"""How a workflow runs one step (an activity): timeouts, retries, priorities, and turning a step
+that cannot succeed into a readable FinalFailure. Shared by the action shape (common.py) and the
+per-record workflow (record.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import StepPolicy, hubspot_task_queue
+
+T = TypeVar("T")
+
+# In a bulk enrollment the portal's HubSpot queue has a backlog. Runs already under way go
+# first (priority 1); a run's first call waits behind them (5). Runs then finish in the order
+# they started, instead of all progressing in lockstep and finishing together at the end.
+UNDER_WAY, NEW_RUN = Priority(priority_key=1), Priority(priority_key=5)
+
+
+def step_options(policy: StepPolicy, callback: bool = False) -> dict[str, Any]:
+    """Transient faults (timeouts, 5xx, 429) are retried with backoff; a 429's Retry-After
+    overrides the backoff (ApplicationError.next_retry_delay); final errors are non-retryable.
+    The callback step outlives the others: HubSpot waits as long as the BLOCK answer said."""
+    give_up = policy.callback_give_up_after_s if callback else policy.give_up_after_s
+    return {
+        "start_to_close_timeout": timedelta(seconds=policy.start_to_close_s),
+        "schedule_to_close_timeout": timedelta(seconds=give_up),
+        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=policy.initial_retry_s),
+                                    backoff_coefficient=2.0,
+                                    maximum_interval=timedelta(seconds=policy.max_retry_s)),
+    }
+
+
+class FinalFailure(Exception):
+    """Ends the action as FAIL_CONTINUE with a message the HubSpot user can act on."""
+
+    def __init__(self, message: str, kleer_id: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kleer_id = kleer_id
+
+
+async def step(
+    activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
+    kleer_id: str = "", task_queue: str | None = None, priority: Priority = UNDER_WAY,
+) -> T:
+    try:
+        return await workflow.execute_activity_method(activity, arg, task_queue=task_queue,
+                                                      priority=priority, **step_options(policy))
+    except ActivityError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+            message = f"gave up after retrying for {policy.give_up_after_s:.0f} s: {message}"
+        raise FinalFailure(failure + message, kleer_id) from None
+
+
+async def hubspot_step(
+    activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
+    kleer_id: str = "", priority: Priority = UNDER_WAY,
+) -> T:
+    """A HubSpot call: on the portal's rate-limited queue."""
+    queue = hubspot_task_queue(workflow.info().task_queue, arg.portal_id)
+    return await step(activity, arg, policy, failure, kleer_id, queue, priority)
