@@ -6,6 +6,7 @@ Nothing slow happens here: HubSpot retries slow answers, and Temporal does the w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.client import Client
@@ -33,20 +34,65 @@ from workflows.models import ActionExecution
 log = logging.getLogger("api")
 
 
-class BodyTooLarge(Exception):
-    pass
+# A request whose body has not fully arrived by then is answered 408 (a slow or stuck sender
+# must not hold a connection and a task for as long as it likes).
+BODY_TIMEOUT_S = 5.0
+
+
+class BadRequest(Exception):
+    """A request we refuse before anything starts: status, and a message for the sender."""
+
+    def __init__(self, status: int, message: str, outcome: str, **extra: object) -> None:
+        super().__init__(message)
+        self.status, self.message, self.outcome, self.extra = status, message, outcome, extra
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
+    too_large = BadRequest(413, f"request body larger than {limit} bytes", "too_large")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+        raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+    except TimeoutError:
+        raise BadRequest(408, f"request body not received within {BODY_TIMEOUT_S:.0f} s",
+                         "invalid") from None
+    except ClientDisconnect:
+        raise BadRequest(400, "the client went away before the body arrived", "invalid") from None
     return bytes(body)
+
+
+def parse_execution(body: bytes) -> ExecutionRequest:
+    """The execution HubSpot sent, or BadRequest (4xx, final) for anything malformed: not UTF-8,
+    not JSON, nested too deep, holding text that is not text (lone surrogates cannot be stored
+    anywhere downstream), or not shaped like an execution."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, f"body is not UTF-8 text: {exc.reason} at byte {exc.start}",
+                         "invalid") from None
+    try:
+        raw = json.loads(text)
+    except RecursionError:
+        raise BadRequest(400, "body is nested too deeply to be a HubSpot action execution",
+                         "invalid") from None
+    except ValueError as exc:
+        raise BadRequest(400, f"body is not JSON: {exc}", "invalid") from None
+    try:
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(400, "body holds an escaped lone surrogate (e.g. \\udfff), which is not "
+                              "text", "invalid") from None
+    try:
+        return ExecutionRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRequest(422, "body is not a HubSpot action execution", "invalid",
+                         detail=exc.errors(include_url=False, include_input=False)) from None
 
 
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
@@ -62,6 +108,11 @@ def _signed_uri(request: Request, settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None, client: Client | None = None) -> Starlette:
     settings = settings or load_settings()
+    if not settings.hubspot_client_secret.strip():
+        # Without it no request can be proven to come from HubSpot (a blank secret would let
+        # anyone sign): refuse to serve at all rather than accept or reject everything.
+        raise ValueError("HUBSPOT_CLIENT_SECRET is not set: the API needs the HubSpot app's client "
+                         "secret to verify execution requests (developer account > app > Auth)")
     requests = telemetry.runtime(settings.metrics_bind).metric_meter.create_counter(
         "kleer_api_requests", "HubSpot action executions received, by outcome")
 
@@ -81,9 +132,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         key = request.path_params["action"]
         try:
             body = await _read_body(request, settings.max_request_bytes)
-        except BodyTooLarge:
-            return answer(_error(413, f"request body larger than {settings.max_request_bytes} bytes"),
-                          key, "too_large")
+        except BadRequest as exc:
+            return answer(_error(exc.status, exc.message), key, exc.outcome)
         try:
             verify(settings.hubspot_client_secret, request.method, _signed_uri(request, settings),
                    body, {k.lower(): v for k, v in request.headers.items()})
@@ -95,12 +145,9 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
             return answer(_error(404, f"unknown action {key!r}; known: {', '.join(ACTIONS)}"), key,
                           "unknown_action")
         try:
-            execution = ExecutionRequest.model_validate(json.loads(body))
-        except (ValueError, ValidationError) as exc:
-            detail = exc.errors(include_url=False, include_input=False) \
-                if isinstance(exc, ValidationError) else str(exc)
-            return answer(_error(422, "body is not a HubSpot action execution", detail=detail), key,
-                          "invalid")
+            execution = parse_execution(body)
+        except BadRequest as exc:
+            return answer(_error(exc.status, exc.message, **exc.extra), key, exc.outcome)
         if execution.object.objectType != spec.object_type:
             return answer(_error(422, f"{spec.label} runs on {spec.object_type} records, "
                                       f"not {execution.object.objectType}"), key, "invalid")

@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 from hubspot_api.signature import signed_headers
 from simulators.driver import build_execution_body
@@ -78,7 +79,7 @@ async def signed_post(stack, body: bytes, action: str = "create-client"):
 
 async def test_invalid_requests_get_clear_4xx(stack):
     response = await signed_post(stack, b"{not json")
-    assert response.status_code == 422 and "not a HubSpot action execution" in response.text
+    assert response.status_code == 400 and "body is not JSON" in response.text
     response = await signed_post(stack, json.dumps({"callbackId": "x"}).encode())
     assert response.status_code == 422
     assert {"origin", "object"} <= {e["loc"][0] for e in response.json()["detail"]}
@@ -94,6 +95,55 @@ async def test_invalid_requests_get_clear_4xx(stack):
     assert response.status_code == 413
     for callback_id in ("cb-type", "cb-u", "cb-huge"):
         assert not await workflow_exists(stack, callback_id)
+
+
+async def test_malformed_bodies_get_4xx_never_5xx(stack):
+    """Bodies that used to reach a 500 or 503 (which HubSpot retries for days)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = await signed_post(stack, deep)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["message"]
+    response = await signed_post(stack, b'{"callbackId": "\xff"}')
+    assert response.status_code == 400 and "not UTF-8" in response.json()["message"]
+    company = stack.hubspot.create_object(PORTAL, "companies", {"name": "Surrogate AB"})
+    lone = json.dumps(build_execution_body(PORTAL, "COMPANY", int(company), {"name": "\udfff"},
+                                           callback_id="cb-lone-surrogate")).encode()
+    assert b"\\udfff" in lone
+    response = await signed_post(stack, lone)
+    assert response.status_code == 400 and "lone surrogate" in response.json()["message"]
+    huge_id = json.dumps(build_execution_body(PORTAL, "COMPANY", 2**64, {"name": "X"},
+                                              callback_id="cb-huge-id")).encode()
+    response = await signed_post(stack, huge_id)
+    assert response.status_code == 422
+    for callback_id in ("cb-lone-surrogate", "cb-huge-id"):
+        assert not await workflow_exists(stack, callback_id)
+
+
+async def test_a_body_that_never_arrives_is_answered_within_seconds(stack):
+    host, port = stack.api.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /hubspot/actions/create-client HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"callb")
+    await writer.drain()
+    started = time.monotonic()
+    head = await asyncio.wait_for(reader.readline(), 15)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert time.monotonic() - started < 8
+
+
+def test_no_client_secret_no_api_and_a_blank_secret_verifies_nothing():
+    from api import create_app
+    from hubspot_api.signature import SignatureError, verify
+    from settings import PortalCredentials, Settings
+
+    portals = {PORTAL: PortalCredentials(PORTAL, "t", 1, "k")}
+    with pytest.raises(ValueError, match="HUBSPOT_CLIENT_SECRET"):
+        create_app(Settings(hubspot_client_secret="", portals=portals))
+    body, url = b"{}", "http://x/hubspot/actions/create-client"
+    for version in ("v2", "v3"):
+        with pytest.raises(SignatureError, match="no client secret"):
+            verify("", "POST", url, body,
+                   {k.lower(): v for k, v in signed_headers("", "POST", url, body, version).items()})
 
 
 async def test_unknown_portal_fails_at_once(stack):
