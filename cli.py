@@ -34,7 +34,7 @@ def cmd_api(args: argparse.Namespace) -> None:
         # wait for, stop at once on a signal, and only then take traffic and pass health checks.
         await connect_with_retry(settings)
 
-    run(wait_for_temporal())
+    run(wait_for_temporal(), release=False)  # the app reuses the runtime (and its metrics port)
     uvicorn.run("api:app", factory=True, host=args.host, port=args.port, workers=args.workers)
 
 

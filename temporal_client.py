@@ -143,11 +143,12 @@ async def _until_signal(main: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
+def run(main: Coroutine[Any, Any, T], *, release: bool = True) -> T:
     """`asyncio.run` for the commands: SIGINT/SIGTERM cancel `main` (so its cleanup runs: child
     processes stopped, connections closed) and exit with 128 + the signal's number; then the SDK
     core (client connections, runtime threads) is released while Python is still fully alive
-    (`telemetry.release`), so exiting never aborts the interpreter."""
+    (`telemetry.release`), so exiting never aborts the interpreter. `release=False` keeps the
+    runtime (and its metrics endpoint) for what the process does next."""
     code: Any = None
     try:
         return asyncio.run(_until_signal(main))
@@ -156,5 +157,6 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except Stopped as exc:
         code = 128 + exc.signal_number
     finally:
-        telemetry.release()
+        if release or code is not None:
+            telemetry.release()
     raise SystemExit(code)
