@@ -25,6 +25,7 @@ from local.temporal_server import temporal_binary
 from settings import Settings
 from temporal_client import connect, data_converter
 from tests.conftest import CODEC_TOKEN, PAYLOAD_KEY, PORTAL
+from workflows.models import record_workflow_id
 
 CUSTOMER = "Kodad Kund AB"
 
@@ -52,10 +53,14 @@ async def test_summary_stays_readable_while_inputs_results_and_details_are_encry
     completed = history.events[-1].workflow_execution_completed_event_attributes
     assert completed.result.payloads[0].metadata["encoding"] == ENCODING
 
-    # A client without the key (what the UI shows without a codec): summary readable.
+    # A client without the key (what the UI shows without a codec): summary readable, and so
+    # is the summary of the per-record workflow the run handed its write to.
     keyless = await connect(replace(stack.settings, payload_key=None))
     described = await keyless.get_workflow_handle(wf).describe()
     assert await described.static_summary() == json.loads(summary.data)
+    child = record_workflow_id(PORTAL, "client", "COMPANY", out["company"])
+    child_summary = await (await keyless.get_workflow_handle(child).describe()).static_summary()
+    assert child_summary.startswith(f"Kleer client of COMPANY {out['company']} · portal {PORTAL}")
 
     # Current details travel in the metadata query's answer: encrypted as a whole.
     answer = await stack.client.workflow_service.query_workflow(QueryWorkflowRequest(

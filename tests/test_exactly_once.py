@@ -53,7 +53,7 @@ async def test_gateway_5xx_then_late_commit_makes_no_twin(stack, run, driver, ac
     the retry must look only after the settle time, and find it."""
     rule = stack.kleer.faults.add(method="PUT", path_contains=CREATES[action][0],
                                   mode="late_commit", status=status, commit_delay_ms=1500, count=1)
-    await assert_exactly_once(stack, run, action, f"gateway {status}")
+    await assert_exactly_once(stack, run, action, f"gateway {status}", late_s=1.6)
     assert rule.applied == 1
 
 

@@ -49,12 +49,15 @@ def hubspot_type(action: str) -> str:
     return "companies" if CREATES[action][3] == "COMPANY" else "deals"
 
 
-async def assert_exactly_once(stack, run, action: str, tag: str) -> None:
+async def assert_exactly_once(stack, run, action: str, tag: str, late_s: float = 0) -> None:
+    """One run of `action` under the faults set up: created, one Kleer record, its id written
+    back, one completion. `late_s`: wait so long for writes still in flight (a late commit)."""
     path, kind, id_property, object_type = CREATES[action]
     object_id = enrolled(stack, action, f"{tag} {action}")
     inputs = {"name": f"P{object_id}"} if action in ("create-project", "create-client") else {}
     out = await run(action, object_type, object_id, inputs)
     assert out["result"] == "created", out
+    await asyncio.sleep(late_s)
     records = kleer_records(stack, kind, object_id, action)
     assert [str(r["id"]) for r in records] == [out["kleer_id"]], records
     record = stack.hubspot.get_object(PORTAL, hubspot_type(action), object_id)

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
     from activities.models import Completion, FindProducts, ReadLineItems, ReadObject, ReadRecord
+    from codec import PublicText
     from kleer_api.models import KleerModel
     from workflows.models import (
         FAILED_ACTION,
@@ -138,8 +139,10 @@ async def _write_record(spec: ActionSpec, ex: ActionExecution, ctx: ActionContex
             child = await workflow.start_child_workflow(
                 KleerRecordWrite.run, work, id=child_id, id_reuse_policy=reuse,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"Kleer {spec.kleer_kind} of {ex.object_type} {ex.object_id} · "
-                               f"portal {ex.portal_id} · for {ex.workflow_id}",
+                # Ids only, so it stays readable in the UI's list (codec.PublicText).
+                static_summary=PublicText(f"Kleer {spec.kleer_kind} of {ex.object_type} "
+                                          f"{ex.object_id} · portal {ex.portal_id} · for "
+                                          f"{ex.workflow_id}"),
                 search_attributes=attributes,
             )
             return await child
