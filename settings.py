@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from actions.mappings import check_mappings_dir
+
 
 class StepPolicy(BaseModel):
     """Timeouts and retries of each step, fixed per run when it starts (so replays agree).
@@ -360,6 +362,8 @@ def check_role(settings: Settings, role: str, *, host: str | None = None, worker
     - api: the client secret (every execution's signature is verified with it); `CODEC_AUTH=none`
       only on a loopback bind (otherwise `proxy`, declaring an authenticating proxy in front);
       one metrics endpoint per process.
+    - worker: every field-mappings file in MAPPINGS_DIR is readable and names known Kleer fields
+      (a broken one would otherwise fail each run that reads it).
     """
     problems = []
     if role == "api":
@@ -380,5 +384,7 @@ def check_role(settings: Settings, role: str, *, host: str | None = None, worker
                 f"METRICS_BIND={settings.metrics_bind} with --workers {workers}: every process needs "
                 "its own metrics port; run one `kleer-hubspot api` per port instead, or unset "
                 "METRICS_BIND")
+    if role == "worker":
+        problems += check_mappings_dir(settings.mappings_dir)
     if problems:
         raise ConfigError(problems)

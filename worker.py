@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
-from settings import ConfigError, Settings, load_settings
+from settings import ConfigError, Settings, check_role, load_settings
 from telemetry import MetricsBindError, setup_logging
 from temporal_client import TemporalUnavailable, connect_with_retry, run
 from workflows import ALL_WORKFLOWS
@@ -95,6 +95,7 @@ def main() -> None:
     with one paragraph naming what is wrong), SIGINT/SIGTERM shut the worker down gracefully."""
     try:
         settings = load_settings()
+        check_role(settings, "worker")  # every field-mappings file, before any run needs it
     except ConfigError as exc:
         print(f"worker: {exc.paragraph()}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -32,11 +32,16 @@ class AgreementInputs(ActionInputs):
     invoice_day: InvoiceDay = field("Invoice Day")
     po_number: Text = field("PO Number")
 
-    def check(self) -> None:
+    def problems(self) -> list[str]:
+        found = []
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise InputError(f'End Date "{self.end_date}" is before Start Date "{self.start_date}"')
+            found.append(f'End Date "{self.end_date}" is before Start Date "{self.start_date}"')
         if self.invoice_interval is not None:
-            billing_frequency(self.invoice_interval)  # mirrored as a HubSpot subscription
+            try:
+                billing_frequency(self.invoice_interval)  # mirrored as a HubSpot subscription
+            except InputError as exc:
+                found.append(str(exc))
+        return found
 
 
 def agreement_from(ctx: ActionContext, inputs: AgreementInputs) -> Agreement:

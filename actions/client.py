@@ -9,7 +9,6 @@ from actions.fields import (
     CountryCode,
     Currency,
     DeliveryType,
-    InputError,
     Text,
     Whole0,
     field,
@@ -35,9 +34,10 @@ class ClientInputs(ActionInputs):
     payment_days: Whole0 = field("Payment Days")
     contact: Text = field("Contact", description="Contact person")
 
-    def check(self) -> None:
+    def problems(self) -> list[str]:
         if self.email is not None and "@" not in self.email:
-            raise InputError(f'Email "{self.email}" is not an email address')
+            return [f'Email "{self.email}" is not an email address']
+        return []
 
 
 def client_from_inputs(ctx: ActionContext, inputs: ClientInputs) -> Client:

@@ -12,8 +12,9 @@ from kleer_api.models import Client
 
 
 def build(ctx: ActionContext, raw: dict[str, str | None]) -> Client:
-    values = mapped_inputs("client", ctx.mappings, ctx.record, "company")
-    return client_from_inputs(ctx, ClientInputs.parse(values, source=" (from field mappings)"))
+    values, why_missing = mapped_inputs("client", ctx.mappings, ctx.record, "company")
+    return client_from_inputs(ctx, ClientInputs.parse(values, source=" (from field mappings)",
+                                         why_missing=why_missing))
 
 
 SPEC = replace(

@@ -54,11 +54,43 @@ def parse_date(value: Any) -> date | None:
     raise ValueError("is not a date (YYYY-MM-DD)")
 
 
+# Spaces people put between digit groups: plain, no-break and narrow no-break (Swedish "1 234,50").
+_GROUP_SPACES = str.maketrans("", "", " \u00a0\u202f")
+_PLAIN = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"([+-]?\d+),(\d{1,2}|\d{4,})")  # 12,5  12,50  0,3333: not 1,234
+_DOTS_THEN_COMMA = re.compile(r"([+-]?\d{1,3}(?:\.\d{3})+),(\d+)")  # 1.234,50
+_COMMAS_THEN_DOT = re.compile(r"([+-]?\d{1,3}(?:,\d{3})+)\.(\d+)")  # 1,234.50
+
+
+def _normalise_number(text: str) -> str:
+    """A number as typed, with a decimal point. Swedish users type decimal commas (`12,5`) and
+    group digits with spaces; both are read where they are unambiguous. `1,234` could be 1.234 or
+    1234, so it is refused with a message instead of guessed."""
+    text = text.translate(_GROUP_SPACES)
+    if _PLAIN.fullmatch(text):
+        return text
+    if m := _DECIMAL_COMMA.fullmatch(text):
+        return f"{m[1]}.{m[2]}"
+    if m := _DOTS_THEN_COMMA.fullmatch(text):
+        return f"{m[1].replace('.', '')}.{m[2]}"
+    if m := _COMMAS_THEN_DOT.fullmatch(text):
+        return f"{m[1].replace(',', '')}.{m[2]}"
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", text):
+        plain = text.replace(",", "")
+        raise ValueError(f"is ambiguous: write {plain} or {text.replace(',', '.', 1)}"
+                         if text.count(",") == 1 else f"is ambiguous: write {plain}")
+    raise ValueError
+
+
 def parse_decimal(value: Any, what: str = "a number") -> Decimal | None:
     if _blank(value):
         return None
     try:
-        number = Decimal(str(value).strip().replace(" ", ""))
+        number = Decimal(_normalise_number(str(value).strip()))
+    except ValueError as exc:
+        if str(exc):
+            raise
+        raise ValueError(f"is not {what}") from None
     except InvalidOperation:
         raise ValueError(f"is not {what}") from None
     if not number.is_finite():
@@ -153,9 +185,9 @@ Text = Annotated[str | None, BeforeValidator(_text), HsType()]
 DateInput = Annotated[date | None, BeforeValidator(parse_date),
                       HsType("date", "date", accepts="date YYYY-MM-DD")]
 Money = Annotated[int | None, BeforeValidator(parse_money),
-                  HsType("number", "number", accepts="amount in currency units, e.g. 1234.50")]
+                  HsType("number", "number", accepts="amount in currency units, e.g. 1234.50 or 1234,50")]
 Decimal0 = Annotated[Decimal | None, BeforeValidator(_non_negative),
-                     HsType("number", "number", accepts="number ≥ 0")]
+                     HsType("number", "number", accepts="number ≥ 0, e.g. 12.5 or 12,5")]
 Whole0 = Annotated[int | None, BeforeValidator(_whole(0)),
                    HsType("number", "number", accepts="whole number ≥ 0")]
 Whole1 = Annotated[int | None, BeforeValidator(_whole(1)),
@@ -198,32 +230,41 @@ class ActionInputs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
-    def parse(cls, raw: dict[str, str | None], source: str = "") -> Self:
-        """Validate raw inputs; `source` is appended to messages, e.g. " (from field mappings)"."""
+    def parse(cls, raw: dict[str, str | None], source: str = "",
+              why_missing: dict[str, str] | None = None) -> Self:
+        """Validate raw inputs, reporting every problem at once (not one per try).
+
+        `source` is appended to messages, e.g. " (from field mappings)"; `why_missing` explains a
+        required field that is empty (e.g. which HubSpot property a mapping read)."""
+        problems: list[str] = []
+        bad: set[str] = set()
         try:
             parsed = cls.model_validate(raw)
         except ValidationError as exc:
-            raise InputError(cls._message(exc, source)) from None
+            for err in exc.errors():
+                name = str(err["loc"][0]) if err["loc"] else ""
+                bad.add(name)
+                info = cls.model_fields.get(name)
+                label = info.title if info and info.title else name
+                reason = str(err.get("ctx", {}).get("error") or err["msg"])
+                problems.append(f'{label} "{err["input"]}" {reason}{source}')
+            # Check the rest with the fields that did parse, so one message names everything.
+            parsed = cls.model_validate({k: v for k, v in raw.items() if k not in bad})
         for name, info in cls.model_fields.items():
             extra = info.json_schema_extra or {}
-            if isinstance(extra, dict) and extra.get("required_input") and getattr(parsed, name) is None:
-                raise InputError(f"{info.title} is required{source}")
-        parsed.check()
+            if isinstance(extra, dict) and extra.get("required_input") and name not in bad \
+                    and getattr(parsed, name) is None:
+                why = (why_missing or {}).get(name)
+                problems.append(f"{info.title} is required: {why}" if why
+                                else f"{info.title} is required{source}")
+        problems += [p + source for p in parsed.problems()]
+        if problems:
+            raise InputError("; ".join(problems))
         return parsed
 
-    @classmethod
-    def _message(cls, exc: ValidationError, source: str) -> str:
-        parts = []
-        for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else ""
-            info = cls.model_fields.get(name)
-            label = info.title if info and info.title else name
-            reason = str(err.get("ctx", {}).get("error") or err["msg"])
-            parts.append(f'{label} "{err["input"]}" {reason}{source}')
-        return "; ".join(parts)
-
-    def check(self) -> None:
-        """Cross-field rules (e.g. end date after start date); raise InputError."""
+    def problems(self) -> list[str]:
+        """Cross-field rules (e.g. end date after start date), each broken one as a message."""
+        return []
 
 
 def hs_type(info: Any) -> HsType:

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from actions.fields import InputError
 from hubspot_api.models import CrmObject
 
 MappingKind = Literal["client", "project"]
@@ -63,20 +62,65 @@ KLEER_FIELD_TO_INPUT: dict[str, dict[str, str]] = {
 _FILE = TypeAdapter(dict[str, list[FieldMapping]])
 
 
-def validate_mappings(kind: MappingKind, mappings: list[FieldMapping]) -> None:
-    known = KLEER_FIELD_TO_INPUT[kind]
-    for m in mappings:
-        if m.kleer not in known:
-            raise ValueError(f"unknown Kleer {kind} field {m.kleer!r} (known: {', '.join(known)})")
+class MappingsError(ValueError):
+    """A field-mappings file that cannot be used. Retrying cannot fix it, so it is final for the
+    run (FAIL_CONTINUE naming the file and field), and the worker refuses to start with it."""
+
+
+def mapping_problems(kind: str, mappings: list[FieldMapping]) -> list[str]:
+    known = KLEER_FIELD_TO_INPUT.get(kind)
+    if known is None:
+        return [f'unknown kind "{kind}" (known: {", ".join(KLEER_FIELD_TO_INPUT)})']
+    return [f'{kind}[{n}].kleer: unknown Kleer {kind} field "{m.kleer}" (known: {", ".join(known)})'
+            for n, m in enumerate(mappings) if m.kleer not in known]
+
+
+def read_mappings_file(path: Path) -> dict[str, list[FieldMapping]]:
+    """A portal's mappings file, checked whole; MappingsError names the file and every field."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise MappingsError(f"{path}: cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise MappingsError(f"{path}: not JSON ({exc})") from None
+    try:
+        configured = _FILE.validate_python(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise MappingsError(f"{path}: " + "; ".join(problems) + ' (expected {"client": '
+                            '[{"kleer": ..., "hubspot": ..., "default": ...}], "project": [...]})'
+                            ) from None
+    problems = [p for kind, mappings in configured.items() for p in mapping_problems(kind, mappings)]
+    if problems:
+        raise MappingsError(f"{path}: " + "; ".join(problems))
+    return configured
+
+
+def check_mappings_dir(mappings_dir: Path | None) -> list[str]:
+    """Every problem of every mappings file (the worker checks them all at start)."""
+    if mappings_dir is None:
+        return []
+    directory = Path(mappings_dir)
+    if not directory.is_dir():
+        return [f"MAPPINGS_DIR={directory}: not a directory"]
+    problems = []
+    for path in sorted(directory.glob("*.json")):
+        if not path.stem.isdigit():
+            problems.append(f"{path}: the file name must be <portalId>.json")
+            continue
+        try:
+            read_mappings_file(path)
+        except MappingsError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def load_mappings(mappings_dir: Path | None, portal_id: int, kind: MappingKind) -> list[FieldMapping]:
     if mappings_dir is not None:
         path = Path(mappings_dir) / f"{portal_id}.json"
         if path.exists():
-            configured = _FILE.validate_python(json.loads(path.read_text()))
+            configured = read_mappings_file(path)
             if kind in configured:
-                validate_mappings(kind, configured[kind])
                 return configured[kind]
     return list(DEFAULTS[kind])
 
@@ -96,12 +140,14 @@ def apply_mappings(
 
 def mapped_inputs(
     kind: MappingKind, mappings: list[FieldMapping], record: CrmObject, what: str
-) -> dict[str, str | None]:
-    """apply_mappings(), insisting on a non-empty Name (both mapped kinds require one)."""
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """apply_mappings(), and why a required Name would be empty (both mapped kinds need one),
+    for ActionInputs.parse() to report with every other problem."""
     values = apply_mappings(kind, mappings, record)
+    why_missing = {}
     if not (values.get("name") or "").strip():
         prop = next((m.hubspot for m in mappings if m.kleer == "name"), None)
         why = (f'HubSpot property "{prop}" is empty and has no default' if prop
                else "no field mapping gives it a value")
-        raise InputError(f"Name is required: {why} ({what} {record.id}, field mappings)")
-    return values
+        why_missing["name"] = f"{why} ({what} {record.id}, field mappings)"
+    return values, why_missing

@@ -12,8 +12,9 @@ from kleer_api.models import Project
 
 
 def build(ctx: ActionContext, raw: dict[str, str | None]) -> Project:
-    values = mapped_inputs("project", ctx.mappings, ctx.record, "deal")
-    return project_from(ctx, ProjectInputs.parse(values, source=" (from field mappings)"))
+    values, why_missing = mapped_inputs("project", ctx.mappings, ctx.record, "deal")
+    return project_from(ctx, ProjectInputs.parse(values, source=" (from field mappings)",
+                                         why_missing=why_missing))
 
 
 SPEC = replace(

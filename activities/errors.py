@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from actions.mappings import MappingsError
 from service_errors import ServiceError
 from settings import UnknownPortalError
 
@@ -41,5 +42,8 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
             raise to_application_error(exc) from None
         except UnknownPortalError as exc:
             raise ApplicationError(str(exc), type="UnknownPortal", non_retryable=True) from None
+        except MappingsError as exc:
+            raise ApplicationError(f"field mappings cannot be used: {exc}", type="BadMappings",
+                                   non_retryable=True) from None
 
     return wrapper

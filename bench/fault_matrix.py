@@ -31,7 +31,9 @@ PORTAL = DEMO_PORTAL
 ACTIONS = ["create-client", "create-invoice", "create-agreement", "create-project"]
 KIND = {"create-client": "client", "create-invoice": "invoice",
         "create-agreement": "agreement", "create-project": "project"}
-ID_PROPERTY = {"create-client": "kleer_id", "create-invoice": "kleer_invoice_id",
+KIND["create-client-from-mappings"] = "client"
+ID_PROPERTY = {"create-client": "kleer_id", "create-client-from-mappings": "kleer_id",
+               "create-invoice": "kleer_invoice_id",
                "create-agreement": "kleer_agreement_id", "create-project": "kleer_project_id"}
 MIRROR = {"create-invoice": "invoices", "create-agreement": "subscriptions"}
 
@@ -42,6 +44,7 @@ class Execution:
     object_id: str
     callback_id: str = ""
     line_items: int = 0
+    twin_of: Execution | None = None  # a second execution for the same record, at the same time
 
 
 def _seed(stack: LocalStack, action: str, tag: str) -> Execution:
@@ -64,7 +67,14 @@ def _audit(stack: LocalStack, runs: list[Execution], completions: dict[str, dict
     hs, kleer = stack.hubspot, stack.kleer
     for run in runs:
         out = completions.get(run.callback_id)
-        if not out or out.get("result") != "created":
+        if run.twin_of is not None:
+            # The second execution for a record reports the first one's Kleer id.
+            first = completions.get(run.twin_of.callback_id) or {}
+            if not out or out.get("kleer_id") != first.get("kleer_id") or \
+                    {out.get("result"), first.get("result")} != {"created", "skipped"}:
+                losses += 1
+            continue
+        if not out or out.get("result") not in ("created", "skipped"):
             losses += 1
             continue
         kind = KIND[run.action]
@@ -101,6 +111,9 @@ FAULTS: dict[str, str] = {
     "HubSpot 429 storm (Retry-After 1 s)": "hubspot_429",
     "HubSpot 5xx": "hubspot_5xx",
     "Re-delivery x3 (same callbackId)": "redeliver",
+    "Kleer gateway 502/504 at once, commit 1.5 s later (50%)": "gateway_late",
+    "Kleer ignores list filters, pages by 25 (30+ others); commit-then-drop (50%)": "unfiltered_paged",
+    "Slow lookups (0.3-1.5 s), two executions per record at once": "twins",
     "Worker SIGKILL every 3 s (restarted)": "kill",
     "Temporal dev server restart mid-burst": "restart",
 }
@@ -123,6 +136,16 @@ def _inject(stack: LocalStack, fault: str) -> None:
         h.add(path_contains="/crm/", status=429, retry_after=1, probability=0.3)
     elif fault == "hubspot_5xx":
         h.add(status=502, probability=0.25)
+    elif fault == "gateway_late":
+        k.add(method="PUT", mode="late_commit", status=504, commit_delay_ms=1500, probability=0.25)
+        k.add(method="PUT", mode="late_commit", status=502, commit_delay_ms=1500, probability=0.33)
+    elif fault == "unfiltered_paged":
+        while len(stack.kleer.records(1, "client")) < 30:
+            stack.kleer.create(1, "client", {"name": "someone else"})
+        stack.kleer.set_behaviour(list_filters="ignored", page_size=25)
+        k.add(method="PUT", mode="commit_then_drop", probability=0.5)
+    elif fault == "twins":
+        k.add(method="GET", mode="latency", latency_ms=300, jitter_ms=1200)
     elif fault in ("kill", "restart"):  # slow steps, so the process event hits runs mid-way
         k.add(method="PUT", mode="latency", latency_ms=1500)
         h.add(method="PATCH", mode="latency", latency_ms=1500)
@@ -133,6 +156,9 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
     stack.kleer.faults.clear()
     stack.hubspot.faults.clear()
     runs = [_seed(stack, ACTIONS[i % len(ACTIONS)], f"{fault}-{i}") for i in range(n)]
+    if fault == "twins":  # both client actions on a company; the same deal action twice
+        runs += [Execution("create-client-from-mappings" if r.action == "create-client" else r.action,
+                           r.object_id, line_items=r.line_items, twin_of=r) for r in list(runs)]
     _inject(stack, fault)
     worker = stack.spawn_worker(logdir / f"{fault}.log")
     started = time.monotonic()
@@ -141,9 +167,9 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
             inputs = {"name": f"P{run.object_id}"} if run.action in ("create-project",
                                                                       "create-client") else {}
             copies = 3 if fault == "redeliver" else 1
-            cb = f"fm-{fault}-{run.object_id}"
+            cb = f"fm-{fault}-{run.object_id}" + ("-twin" if run.twin_of else "")
             results = await asyncio.gather(*(driver.execute(
-                PORTAL, "COMPANY" if run.action == "create-client" else "DEAL",
+                PORTAL, "COMPANY" if run.action.startswith("create-client") else "DEAL",
                 int(run.object_id), inputs, callback_id=cb, action_url=stack.action_url(run.action))
                 for _ in range(copies)))
             run.callback_id = results[0].callback_id
@@ -168,13 +194,16 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
                                                                                 timeout_s=180)
             except TimeoutError:
                 pass
+        if fault == "gateway_late":
+            await asyncio.sleep(2)  # let every late commit land before counting
     finally:
         stack.kleer.faults.clear()
         stack.hubspot.faults.clear()
+        stack.kleer.set_behaviour(list_filters="ignored", page_size=None)
         worker.terminate()
         worker.wait()
     duplicates, losses = _audit(stack, runs, completions)
-    return name, n, duplicates, losses, time.monotonic() - started
+    return name, len(runs), duplicates, losses, time.monotonic() - started
 
 
 async def main_async(per_fault: int, only: list[str] | None, settle_s: float = 2) -> list[tuple]:

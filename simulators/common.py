@@ -131,6 +131,7 @@ class FaultRule:
     count: int | None = None
     probability: float = 1.0
     latency_ms: int = 0
+    jitter_ms: int = 0  # latency is latency_ms plus up to jitter_ms, at random
     retry_after: int | None = None
     mode: str = "status"
     commit_delay_ms: int = 2000
@@ -235,8 +236,8 @@ class SimMiddleware:
                               _parse_json(body))
 
         rule = self.faults.match(method, path)
-        if rule and rule.latency_ms:
-            await asyncio.sleep(rule.latency_ms / 1000)
+        if rule and (rule.latency_ms or rule.jitter_ms):
+            await asyncio.sleep((rule.latency_ms + random.random() * rule.jitter_ms) / 1000)
         if rule and rule.mode == "status":
             payload, headers = self.error_body(rule.status, rule)
             if rule.retry_after is not None:

@@ -152,3 +152,47 @@ def test_prerequisites():
     assert "has no associated company" in spec.prerequisite_error(no_company)
     assert "is not a Kleer client yet" in spec.prerequisite_error(ctx(company_kleer_id=""))
     assert "no kleer_agreement_id" in ACTIONS["update-agreement"].prerequisite_error(ctx())
+
+
+def test_every_input_problem_is_reported_in_one_message():
+    """Type errors, the missing required Name and cross-field rules, all at once."""
+    with pytest.raises(InputError) as caught:
+        ACTIONS["create-client"].build(ctx(object_type="COMPANY"), {
+            "payment_days": "-3", "currency": "kronor", "email": "nope"})
+    message = str(caught.value)
+    for part in ('Payment Days "-3" is not a whole number ≥ 0', 'Currency "kronor"',
+                 "Name is required", 'Email "nope" is not an email address'):
+        assert part in message, message
+    with pytest.raises(InputError) as caught:
+        ACTIONS["create-agreement"].build(ctx(), {
+            "payment_days": "x", "start_date": "2027-05-01", "end_date": "2027-01-01",
+            "invoice_interval": "2"})
+    message = str(caught.value)
+    assert 'Payment Days "x"' in message and "is before Start Date" in message
+    assert "Invoice Interval (Months) 2 has no HubSpot billing frequency" in message
+
+
+def test_mapped_name_missing_is_reported_with_the_other_problems():
+    mappings = [FieldMapping(kleer="name", hubspot="legal_name"),
+                FieldMapping(kleer="payment-days", hubspot="terms")]
+    with pytest.raises(InputError) as caught:
+        ACTIONS["create-client-from-mappings"].build(
+            ctx({"terms": "soon"}, mappings=mappings, object_type="COMPANY"), {})
+    message = str(caught.value)
+    assert 'Name is required: HubSpot property "legal_name" is empty and has no default' in message
+    assert 'Payment Days "soon" is not a whole number ≥ 0 (from field mappings)' in message
+
+
+@pytest.mark.parametrize("text,cents", [
+    ("12,5", 1250), ("12,50", 1250), ("0,3", 30), ("1 234,50", 123450), ("1\u00a0234,5", 123450),
+    ("1.234,50", 123450), ("1,234.50", 123450), ("-7,25", -725), ("1234.5", 123450),
+])
+def test_decimal_commas_are_read_where_unambiguous(text, cents):
+    assert parse_money(text) == cents
+
+
+@pytest.mark.parametrize("text,hint", [("1,234", "write 1234 or 1.234"),
+                                       ("1,234,567", "write 1234567"), ("12,5,0", "not an amount")])
+def test_ambiguous_or_broken_numbers_are_refused_with_a_hint(text, hint):
+    with pytest.raises(ValueError, match=hint):
+        parse_money(text)

@@ -122,3 +122,35 @@ async def test_both_client_actions_share_one_kleer_client(stack, run):
     # ...and its id is written back again.
     assert stack.hubspot.get_object(PORTAL, "companies", cid)["properties"]["kleer_id"] == \
         first["kleer_id"]
+
+
+async def test_a_broken_mappings_file_fails_the_run_at_once_naming_file_and_field(
+        stack, run, mappings_dir):
+    path = mappings_dir / f"{OTHER_PORTAL}.json"
+    good = path.read_text()
+    path.write_text('{"client": [{"kleer": "nmae", "hubspot": "name"}]}')
+    try:
+        cid = company(stack, {"name": "Mapped AB"}, OTHER_PORTAL)
+        out = await run("create-client-from-mappings", "COMPANY", cid, portal=OTHER_PORTAL)
+    finally:
+        path.write_text(good)
+    assert out["hs_execution_state"] == "FAIL_CONTINUE"
+    assert str(path) in out["error_message"]
+    assert 'client[0].kleer: unknown Kleer client field "nmae"' in out["error_message"]
+    assert "gave up after retrying" not in out["error_message"]  # final, not retried for hours
+
+
+def test_the_worker_checks_every_mappings_file_at_start(tmp_path):
+    from actions.mappings import check_mappings_dir
+
+    (tmp_path / "1.json").write_text('{"client": [{"kleer": "name", "hubspot": "name"}]}')
+    (tmp_path / "2.json").write_text("{not json")
+    (tmp_path / "3.json").write_text('{"project": [{"kleer": "name"}]}')
+    (tmp_path / "notes.json").write_text("{}")
+    problems = check_mappings_dir(tmp_path)
+    assert len(problems) == 3, problems
+    assert f"{tmp_path / '2.json'}: not JSON" in problems[0]
+    assert f"{tmp_path / '3.json'}: project.0.hubspot: Field required" in problems[1]
+    assert "notes.json: the file name must be <portalId>.json" in problems[2]
+    assert check_mappings_dir(tmp_path / "missing") == [f"MAPPINGS_DIR={tmp_path / 'missing'}: "
+                                                        "not a directory"]

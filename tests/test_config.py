@@ -106,6 +106,11 @@ def test_commands_refuse_bad_configuration_with_status_2_and_no_traceback(tmp_pa
     done = _cli("worker", env=_env(HTTP_TIMEOUT_SECONDS="abc"))
     assert done.returncode == 2 and "HTTP_TIMEOUT_SECONDS='abc'" in done.stderr
     assert "Traceback" not in done.stderr
+    (tmp_path / "12345.json").write_text('{"client": [{"kleer": "nmae", "hubspot": "name"}]}')
+    done = _cli("worker", env=_env(MAPPINGS_DIR=str(tmp_path)))
+    assert done.returncode == 2, done.stderr
+    assert f'{tmp_path / "12345.json"}: client[0].kleer: unknown Kleer client field "nmae"' \
+        in done.stderr
 
 
 def test_a_busy_metrics_port_is_reported_as_such():
