@@ -90,6 +90,29 @@ class Settings:
     # Custom search attributes (portal, action, object, result); must be registered on the cluster.
     search_attributes: bool = True
     step_policy: StepPolicy = field(default_factory=StepPolicy)
+    # The database API and workers share (storage/): installed portals, their tokens, Kleer
+    # credentials and field mappings. SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db or
+    # sqlite+aiosqlite:///path/kleer.db; None = no database (portals from the environment only).
+    database_url: str | None = field(default=None, repr=False)
+    # Encrypts secrets at rest in the database (refresh/access tokens, Kleer API keys).
+    database_secrets_key: str | None = field(default=None, repr=False)
+    # The HubSpot app's OAuth client id (its client secret is hubspot_client_secret): marketplace
+    # installs (oauth/) and sign-in to the settings pages (web/).
+    hubspot_client_id: str | None = None
+    hubspot_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
+    # Where HubSpot sends the user back after authorizing; default <PUBLIC_BASE_URL>/oauth/callback.
+    oauth_redirect_url: str | None = None
+    # Signs the settings pages' session cookies; sessions expire after session_max_age_s.
+    session_secret: str | None = field(default=None, repr=False)
+    session_max_age_s: int = 8 * 3600
+    # Links from the settings pages to runs, e.g. http://localhost:8233 (the dev server's UI).
+    temporal_ui_url: str | None = None
+
+    @property
+    def redirect_url(self) -> str:
+        if self.oauth_redirect_url:
+            return self.oauth_redirect_url
+        return (self.public_base_url or "http://localhost:8000").rstrip("/") + "/oauth/callback"
 
     def hubspot_pacing(self, portal_id: int) -> tuple[float, float]:
         """(HubSpot activities per second, callback flush interval in s) for a portal.
@@ -336,6 +359,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         temporal_tls_key=tls_files["TEMPORAL_TLS_CLIENT_KEY_PATH"],
         temporal_tls_ca=tls_files["TEMPORAL_TLS_SERVER_CA_CERT_PATH"],
         search_attributes=e.boolean("TEMPORAL_SEARCH_ATTRIBUTES", d.search_attributes),
+        database_url=_database_url(env.get("DATABASE_URL", "").strip(), e.problems),
+        database_secrets_key=env.get("DATABASE_SECRETS_KEY") or None,
+        hubspot_client_id=env.get("HUBSPOT_CLIENT_ID", "").strip() or None,
+        hubspot_authorize_url=e.url("HUBSPOT_AUTHORIZE_URL", d.hubspot_authorize_url)
+        or d.hubspot_authorize_url,
+        oauth_redirect_url=e.url("OAUTH_REDIRECT_URL", None),
+        session_secret=env.get("SESSION_SECRET") or None,
+        session_max_age_s=int(e.number("SESSION_MAX_AGE_SECONDS", d.session_max_age_s, minimum=60,
+                                       integer=True, unit=seconds)),
+        temporal_ui_url=e.url("TEMPORAL_UI_URL", None),
         step_policy=StepPolicy(
             start_to_close_s=e.number("STEP_TIMEOUT_SECONDS", p.start_to_close_s, minimum=0,
                                       inclusive=False, unit=seconds),
@@ -347,9 +380,30 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                                      inclusive=False, unit=seconds),
         ),
     )
+    if settings.database_url and not settings.database_secrets_key:
+        e.problems.append("DATABASE_URL is set but DATABASE_SECRETS_KEY is not: tokens and Kleer API "
+                          "keys are encrypted in the database with it (any long random string; "
+                          "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     if e.problems:
         raise ConfigError(e.problems)
     return settings
+
+
+_DATABASE_SCHEMES = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
+                     "postgresql+asyncpg": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite",
+                     "sqlite+aiosqlite": "sqlite+aiosqlite"}
+
+
+def _database_url(raw: str, problems: list[str]) -> str | None:
+    """DATABASE_URL with the async driver each database is used through (asyncpg, aiosqlite)."""
+    if not raw:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in _DATABASE_SCHEMES:
+        problems.append(f"DATABASE_URL must be postgresql://user:password@host:5432/db or "
+                        f"sqlite:///path/to/file.db, not {scheme + sep or raw!r}...")
+        return None
+    return f"{_DATABASE_SCHEMES[scheme]}://{rest}"
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,1 @@
+"""The settings pages for the admin of an installed portal (server-rendered, Starlette + Jinja2)."""
