@@ -24,6 +24,7 @@ from simulators.hubspot_model import (
     HubSpotError,
     object_type_name,
 )
+from simulators.hubspot_oauth import OAuthState
 from simulators.hubspot_routes import fault_body, routes
 
 __all__ = ["ASSOCIATION_TYPES", "DEFAULT_TYPE", "INVERSE", "OBJECT_TYPES", "HubSpotError",
@@ -35,7 +36,7 @@ DEFAULT_RATE_LIMIT = (190, 10_000)
 @dataclass
 class Portal:
     portal_id: int
-    token: str
+    token: str | None  # the static private-app token; None for a portal reached by OAuth only
     crm: Crm
     seed_kleer_properties: bool
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -57,6 +58,8 @@ class HubSpotState:
         self.actions: dict[str, dict[str, dict[str, Any]]] = {}
         self._last_object_id = 1000
         self._last_action_id = 0
+        # The app's OAuth side: registration, users, codes and tokens (simulators/hubspot_oauth).
+        self.oauth = OAuthState(self.lock)
 
     def _next_object_id(self) -> str:
         self._last_object_id += 1
@@ -88,8 +91,42 @@ class HubSpotState:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"portal {portal_id} unknown") from None
 
     def portal_for_token(self, token: str) -> Portal | None:
+        """The portal of a static private-app token or of a live OAuth access token."""
         with self.lock:
-            return next((p for p in self.portals.values() if p.token == token), None)
+            static = next((p for p in self.portals.values() if p.token == token), None)
+            if static is not None:
+                return static
+            portal_id = self.oauth.portal_for_access_token(token)
+            return None if portal_id is None else self.portals.get(portal_id)
+
+    # -- OAuth (simulators/hubspot_oauth.py) --
+
+    def configure_app(self, client_id: str, client_secret: str, redirect_uris: list[str],
+                      scopes: list[str], optional_scopes: list[str] | None = None,
+                      app_id: int = 1, access_token_ttl_s: float | None = None) -> None:
+        """Register the OAuth app: its credentials, redirect URLs and (required) scopes."""
+        self.oauth.configure_app(client_id, client_secret, redirect_uris, scopes,
+                                 optional_scopes, app_id, access_token_ttl_s=access_token_ttl_s)
+
+    def add_user(self, user_id: int, email: str, portal_ids: list[int],
+                 default: bool = False) -> None:
+        """A HubSpot user who may install the app into these portals (created if new, with no
+        static token: reached by OAuth only). The first user added is the signed-in default."""
+        with self.lock:
+            for portal_id in portal_ids:
+                if int(portal_id) not in self.portals:
+                    self.portals[int(portal_id)] = Portal(
+                        int(portal_id), None, Crm(self._next_object_id, True), True)
+                    self.limiter.configure(*DEFAULT_RATE_LIMIT, key=int(portal_id))
+            self.oauth.add_user(user_id, email, portal_ids, default)
+
+    def uninstall_app(self, portal_id: int) -> int:
+        """The portal uninstalls the app: every code and token for it is revoked at once."""
+        return self.oauth.uninstall(int(portal_id))
+
+    def expire_access_tokens(self, portal_id: int | None = None) -> int:
+        """Let live OAuth access tokens (of one portal, or all) expire now."""
+        return self.oauth.expire_access_tokens(portal_id)
 
     # -- records (seeding and inspection) --
 
@@ -184,7 +221,8 @@ class HubSpotState:
                                            strict=True))}
                     for pid, p in self.portals.items()},
                 "actions": self.actions,
-                "faults": self.faults.list()})
+                "faults": self.faults.list(),
+                "oauth": self.oauth.snapshot()})
 
 
 def create_hubspot_app(state: HubSpotState) -> Starlette:

@@ -28,6 +28,9 @@ from simulators.hubspot_model import (
     not_found,
     object_type_name,
 )
+from simulators.hubspot_oauth import admin_routes as oauth_admin_routes
+from simulators.hubspot_oauth import expired_body
+from simulators.hubspot_oauth import routes as oauth_routes
 
 if TYPE_CHECKING:
     from simulators.hubspot import HubSpotState, Portal
@@ -86,6 +89,9 @@ def _portal_endpoint(state: HubSpotState, handler: PortalHandler) -> Callable[
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         portal = state.portal_for_token(token) if token else None
         if portal is None:
+            expired = state.oauth.expired_since(token) if token else None
+            if expired is not None:  # an OAuth access token past its expires_in
+                return JSONResponse(expired_body(*expired), 401)
             body = _error_body(401, "UNAUTHORIZED", "Authentication credentials not found. "
                                "This API supports OAuth 2.0 authentication.")
             return JSONResponse(body, 401)
@@ -582,7 +588,9 @@ def routes(state: HubSpotState) -> list[Route]:
         developer(actions, list_actions, "GET"),
         developer(actions + "/{definition_id}", get_action, "GET"),
         developer(actions + "/{definition_id}", update_action, "PATCH"),
+        *oauth_routes(state),
         *admin_routes(state.calls, state.faults, state.reset, state.snapshot),
         *_admin_routes(state),
+        *oauth_admin_routes(state),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from simulators.__main__ import parse_pairs
 from simulators.common import RollingRateLimiter, ServerThread
 from simulators.driver import HubSpotDriver, build_execution_body
 from simulators.hubspot import HubSpotState, create_hubspot_app
+from simulators.hubspot_oauth import expired_message
 from simulators.kleer import KleerState, create_kleer_app
 
 PORTAL, HS_TOKEN = 12345, "hs-token"
@@ -731,3 +733,78 @@ async def test_driver_run_many(action: tuple[FakeAction, str],
         for r in results:
             await driver.wait_for_completion(r.callback_id, timeout_s=5)
     assert len({r.callback_id for r in results}) == 20
+
+
+# -- HubSpot OAuth (simulators/hubspot_oauth.py; the whole dance is in test_oauth.py) --
+
+async def test_hubspot_oauth_admin_and_token_endpoints(
+        hubspot_server: tuple[HubSpotState, ServerThread], hs_state: HubSpotState) -> None:
+    app = {"client_id": "cid", "client_secret": "csecret", "redirect_uris": ["http://cb.test/"],
+           "scopes": ["oauth", "automation"], "optional_scopes": ["tickets"],
+           "access_token_ttl_s": 60}
+    async with httpx.AsyncClient(base_url=hubspot_server[1].url) as http:
+        assert (await http.post("/_sim/oauth/app", json=app)).status_code == 200
+        assert (await http.post("/_sim/oauth/users", json={
+            "user_id": 77, "email": "u@x.se", "portal_ids": [PORTAL, 9001]})).status_code == 200
+        assert (await http.post("/_sim/oauth/app", json={"client_id": "x"})).status_code == 400
+        # /oauth/{accountId}/authorize shows that account only
+        page = await http.get(f"/oauth/{PORTAL}/authorize", params={
+            "client_id": "cid", "redirect_uri": "http://cb.test/", "scope": "oauth automation",
+            "optional_scope": "tickets", "user": "77"})
+        assert f"Grant access to {PORTAL}" in page.text and "Grant access to 9001" not in page.text
+        granted = await http.post("/oauth/authorize", data={
+            "client_id": "cid", "redirect_uri": "http://cb.test/", "scope": "oauth automation",
+            "optional_scope": "tickets", "user": "u@x.se", "portal_id": "9001",
+            "decision": "grant"})
+        code = parse_qs(urlsplit(granted.headers["location"]).query)["code"][0]
+        # v1 took its values as query parameters as well; v3 only in the body
+        token = await http.post("/oauth/v1/token", params={
+            "grant_type": "authorization_code", "client_id": "cid", "client_secret": "csecret",
+            "redirect_uri": "http://cb.test/"}, data={"code": code})
+        answer = token.json()
+        assert token.status_code == 200 and answer["expires_in"] == 60
+        assert answer["token_type"] == "bearer" and answer["hub_id"] == 9001
+        assert answer["scopes"] == ["oauth", "automation", "tickets"]
+        refreshed = await http.post("/oauth/v3/token", data={
+            "grant_type": "refresh_token", "client_id": "cid", "client_secret": "csecret",
+            "refresh_token": answer["refresh_token"]})
+        assert refreshed.status_code == 200
+        info = (await http.get(f"/oauth/v1/refresh-tokens/{answer['refresh_token']}")).json()
+        assert (info["hub_id"], info["user"], info["token_type"]) == (9001, "u@x.se", "refresh")
+
+        for form, error, status in [
+            ({"grant_type": "password"}, "unsupported_grant_type", "BAD_GRANT_TYPE"),
+            ({"grant_type": "refresh_token", "client_id": "cid"}, "invalid_request", "BAD_REQUEST"),
+            ({"grant_type": "refresh_token", "client_id": "zz", "client_secret": "csecret",
+              "refresh_token": "r"}, "invalid_client", "BAD_CLIENT_ID"),
+            ({"grant_type": "refresh_token", "client_id": "cid", "client_secret": "csecret",
+              "refresh_token": "r"}, "invalid_grant", "BAD_REFRESH_TOKEN")]:
+            refused = await http.post("/oauth/v3/token", data=form)
+            body = refused.json()
+            assert refused.status_code == 400 and (body["error"], body["status"]) == (error, status)
+            assert body["message"] == body["error_description"]
+
+        state = (await http.get("/_sim/oauth")).json()
+        assert state["installs"] == {"9001": [77]} and state["live_access_tokens"] == 2
+        assert "csecret" not in json.dumps(state) and answer["refresh_token"] not in json.dumps(state)
+        assert (await http.post("/_sim/oauth/expire", json={"portal_id": 9001})).json() == {
+            "expired": 2}
+        expired = await http.get(f"/oauth/v1/access-tokens/{answer['access_token']}")
+        assert expired.status_code == 400 and expired.json()["status"] == "BAD_ACCESS_TOKEN"
+        crm = await http.get("/crm/v3/objects/companies/1",
+                             headers={"Authorization": f"Bearer {answer['access_token']}"})
+        assert crm.json()["context"]["expire time"][0].endswith("Z")
+        assert (await http.delete(f"/oauth/v1/refresh-tokens/{answer['refresh_token']}")
+                ).status_code == 204
+        assert (await http.delete(f"/oauth/v1/refresh-tokens/{answer['refresh_token']}")
+                ).status_code == 400
+    assert hs_state.snapshot()["oauth"]["installs"] == {}
+    calls = hs_state.calls.list(path_contains="/oauth/")
+    assert all(c["key"] in (9001, None) for c in calls)
+
+
+def test_hubspot_oauth_expired_message_units() -> None:
+    assert expired_message(5.9) == "The OAuth token used to make this call expired 5 second(s) ago."
+    assert expired_message(125).endswith("expired 2 minute(s) ago.")
+    assert expired_message(7300).endswith("expired 2 hour(s) ago.")
+    assert expired_message(3 * 86400).endswith("expired 3 day(s) ago.")
