@@ -10,10 +10,12 @@ limiter, are single atomic statements (no row locks needed, so SQLite gets the s
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +82,9 @@ class Store:
         self._writer = engine.execution_options(**{WRITE: True})
         self._box = box
         self._pg = engine.dialect.name == "postgresql"
+        # SQLite has one writer at a time anyway: queue this process's writers here instead of
+        # in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+        self._sqlite_writer = None if self._pg else asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, secrets_key: str, *, migrate: bool = True,
@@ -116,6 +121,13 @@ class Store:
         return f"Store({safe_url(self._engine.url)})"
 
     # -- helpers ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE, after this process's other writers)."""
+        async with self._sqlite_writer or nullcontext():
+            async with self._writer.begin() as conn:
+                yield conn
 
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT support (both dialects spell the upsert the same way)."""
@@ -177,7 +189,7 @@ class Store:
         stmt = stmt.on_conflict_do_update(
             index_elements=[portals.c.portal_id],
             set_={**values, "hub_domain": func.coalesce(stmt.excluded.hub_domain, portals.c.hub_domain)})
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(stmt)
             await self._user_upsert(conn, portal_id, user_id, user_email)
 
@@ -209,7 +221,7 @@ class Store:
     async def add_user(self, portal_id: int, user_id: int, email: str | None) -> None:
         """Let a HubSpot user manage the portal (e.g. after signing in with access to it). A known
         user keeps their email when `email` is None. PortalNotInstalled for an unknown portal."""
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             await self._require_portal(conn, portal_id)
             await self._user_upsert(conn, portal_id, user_id, email)
 
@@ -222,7 +234,7 @@ class Store:
                 .values(status="disconnected", disconnected_reason=reason, access_token=None,
                         refresh_token=None, access_expires_at=None, refresh_owner=None,
                         refresh_lease_until=None, updated_at=_now()))
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             if (await conn.execute(stmt)).rowcount == 0:
                 raise PortalNotInstalled(portal_id)
 
@@ -258,7 +270,7 @@ class Store:
                        or_(portals.c.refresh_owner.is_(None), portals.c.refresh_lease_until.is_(None),
                            portals.c.refresh_lease_until <= now))
                 .values(refresh_owner=owner, refresh_lease_until=now + float(lease_s)))
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             if (await conn.execute(stmt)).rowcount == 1:
                 return True
             await self._require_portal(conn, portal_id)
@@ -281,7 +293,7 @@ class Store:
                         refresh_token=self._seal(tokens.refresh_token, "refresh_token", portal_id),
                         access_expires_at=tokens.expires_at, refresh_owner=None,
                         refresh_lease_until=None, updated_at=_now()))
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             if (await conn.execute(stmt)).rowcount == 1:
                 return True
             await self._require_portal(conn, portal_id)
@@ -293,7 +305,7 @@ class Store:
         holds it, so a late release never frees someone else's lease."""
         stmt = (update(portals).where(portals.c.portal_id == portal_id, portals.c.refresh_owner == owner)
                 .values(refresh_owner=None, refresh_lease_until=None))
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(stmt)
 
     # -- Kleer ------------------------------------------------------------------------------
@@ -304,7 +316,7 @@ class Store:
         stmt = (update(portals).where(portals.c.portal_id == portal_id)
                 .values(kleer_company_id=company_id,
                         kleer_api_key=self._seal(api_key, "kleer_api_key", portal_id), updated_at=_now()))
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             if (await conn.execute(stmt)).rowcount == 0:
                 raise PortalNotInstalled(portal_id)
 
@@ -346,7 +358,7 @@ class Store:
         stmt = stmt.on_conflict_do_update(
             index_elements=[field_mappings.c.portal_id, field_mappings.c.kind],
             set_={"mappings": stmt.excluded.mappings, "updated_at": stmt.excluded.updated_at})
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             await self._require_portal(conn, portal_id)
             await conn.execute(stmt)
 
@@ -376,7 +388,7 @@ class Store:
             set_={"tat": case((rate_limits.c.tat > now, rate_limits.c.tat), else_=now) + interval},
             where=(rate_limits.c.tat - now) <= tolerance,
         ).returning(rate_limits.c.tat)
-        async with self._writer.begin() as conn:
+        async with self._write() as conn:
             if (await conn.execute(stmt)).first() is not None:
                 return 0.0
             ahead = await conn.scalar(select(rate_limits.c.tat - now).where(rate_limits.c.key == key))
@@ -402,7 +414,7 @@ class Store:
                      for c, v in stale.items()}
             stmt = (update(portals).where(portals.c.portal_id == row.portal_id,
                                           *(portals.c[c] == v for c, v in stale.items())).values(**fresh))
-            async with self._writer.begin() as conn:
+            async with self._write() as conn:
                 changed += (await conn.execute(stmt)).rowcount
         return changed
 
