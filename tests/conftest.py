@@ -134,3 +134,67 @@ class Runner:
 @pytest.fixture
 def run(stack: LocalStack, driver: HubSpotDriver) -> Runner:
     return Runner(stack, driver)
+
+
+# --- storage/ (issue 13): the same tests on SQLite and on a real PostgreSQL -------------------------
+
+DATABASE_SECRETS_KEY = "test-database-secrets-key-not-a-secret-in-prod"
+# PostgreSQL 15 from Debian's packages, started by .ci/run: trust auth for root over TCP.
+POSTGRES_ADMIN_DSN = "postgresql://root@127.0.0.1:5432/test"
+
+
+async def _postgres_admin(statements: list[str], dsn: str = POSTGRES_ADMIN_DSN) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str | None]:
+    """A fresh database `kleer_test_<random>` on 127.0.0.1:5432 for this test session, dropped at
+    the end; None when PostgreSQL is not reachable (the tests that need it skip, saying why)."""
+    import secrets
+
+    name = f"kleer_test_{secrets.token_hex(4)}"
+    try:
+        await _postgres_admin([f'CREATE DATABASE "{name}"'])
+    except Exception as error:  # unreachable, refused, not running: the tests skip
+        logging.getLogger(__name__).warning("PostgreSQL not reachable at %s: %s", POSTGRES_ADMIN_DSN, error)
+        yield None
+        return
+    yield f"postgresql+asyncpg://root@127.0.0.1:5432/{name}"
+    await _postgres_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None) -> str:
+    """An empty database (nothing migrated) for one test: a new SQLite file, or the session's
+    PostgreSQL database with its schema dropped and recreated (and any connection a previous test
+    left open ended first)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'kleer.db'}"
+    if postgres_url is None:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN} (.ci/run starts it: "
+                    "pg_ctlcluster --skip-systemctl-redirect 15 main start)")
+    name = postgres_url.rsplit("/", 1)[1]
+    await _postgres_admin([
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+        "AND pid <> pg_backend_pid()"])
+    await _postgres_admin(["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"],
+                          dsn=postgres_url.replace("+asyncpg", ""))
+    return postgres_url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator:
+    """An open storage.Store (migrated) on `database_url`, closed after the test."""
+    from storage import Store
+
+    opened = await Store.open(database_url, DATABASE_SECRETS_KEY)
+    yield opened
+    await opened.close()
