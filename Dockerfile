@@ -21,6 +21,11 @@ COPY workflows workflows
 COPY simulators simulators
 COPY local local
 COPY ops ops
+COPY storage storage
+COPY oauth oauth
+COPY web web
+COPY portals portals
+COPY pacing pacing
 RUN pip install . && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin kleer
 
 # Not root: the process needs no privilege (it listens on 8000 and calls out over HTTPS).

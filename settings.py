@@ -80,9 +80,13 @@ class Settings:
     temporal_tls_ca: Path | None = None
     # Share of each portal's HubSpot limit this integration may use (the rest: other apps).
     hubspot_rate_share: float = 0.9
-    # Callback completions wait up to this long to be sent in one batch call (activities/callbacks.py).
-    callback_flush_s: float = 1.0
+    # Kleer documents no rate limit: assume one per API token (README "Kleer API assumptions").
+    # Calls per second and burst, paced for all processes together (pacing/).
+    kleer_rate_limit: float = 10.0
+    kleer_rate_burst: int = 5
     max_concurrent_activities: int = 200
+    # HubSpot activities mostly wait (for a batch to fill, for the portal's turn): many at once.
+    hubspot_max_concurrent_activities: int = 1000
     max_cached_workflows: int = 10_000
     # Prometheus endpoint of this process (telemetry.py), e.g. "0.0.0.0:9464"; None = off.
     metrics_bind: str | None = None
@@ -113,19 +117,6 @@ class Settings:
         if self.oauth_redirect_url:
             return self.oauth_redirect_url
         return (self.public_base_url or "http://localhost:8000").rstrip("/") + "/oauth/callback"
-
-    def hubspot_pacing(self, portal_id: int) -> tuple[float, float]:
-        """(HubSpot activities per second, callback flush interval in s) for a portal.
-
-        The portal's budget is its limit times HUBSPOT_RATE_SHARE. Callback completions are
-        batched and sent at most once per flush interval per worker process; the interval is
-        stretched for small limits so they never take more than half the budget. The rest paces
-        the one-call activities (Temporal task-queue rate limit, across all workers).
-        """
-        creds = self.portal(portal_id)
-        budget = creds.hubspot_rate_limit / creds.hubspot_rate_window_s * self.hubspot_rate_share
-        flush_s = max(self.callback_flush_s, 2 / budget)
-        return budget - 1 / flush_s, flush_s
 
     def portal(self, portal_id: int) -> PortalCredentials:
         try:
@@ -344,13 +335,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_format=e.choice("LOG_FORMAT", d.log_format, ("text", "json")),
         hubspot_rate_share=e.number("HUBSPOT_RATE_SHARE", d.hubspot_rate_share, minimum=0,
                                     inclusive=False, maximum=1),
-        callback_flush_s=e.number("CALLBACK_FLUSH_SECONDS", d.callback_flush_s, minimum=0,
-                                  inclusive=False, unit=seconds),
+        kleer_rate_limit=e.number("KLEER_RATE_LIMIT", d.kleer_rate_limit, minimum=0,
+                                  inclusive=False, unit=" (requests per second per API token)"),
+        kleer_rate_burst=int(e.number("KLEER_RATE_BURST", d.kleer_rate_burst, minimum=1,
+                                      integer=True)),
         max_concurrent_activities=int(e.number("MAX_CONCURRENT_ACTIVITIES",
                                                d.max_concurrent_activities, minimum=1,
                                                integer=True)),
         max_cached_workflows=int(e.number("MAX_CACHED_WORKFLOWS", d.max_cached_workflows,
                                           minimum=0, integer=True)),
+        hubspot_max_concurrent_activities=int(e.number(
+            "HUBSPOT_MAX_CONCURRENT_ACTIVITIES", d.hubspot_max_concurrent_activities, minimum=1,
+            integer=True)),
         codec_cors_origins=tuple(o.strip() for o in env.get("CODEC_CORS_ORIGINS", "").split(",")
                                  if o.strip()) or d.codec_cors_origins,
         temporal_tls=e.boolean("TEMPORAL_TLS", d.temporal_tls),

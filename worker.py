@@ -1,12 +1,12 @@
 """Temporal worker: runs the seven action workflows and their activities.
 
-Start as many processes as you like (`kleer-hubspot worker`); they share the task queues:
+Start as many processes as you like (`kleer-hubspot worker`); they share two task queues:
 - `<TEMPORAL_TASK_QUEUE>`: the workflows and the Kleer activities;
-- `<TEMPORAL_TASK_QUEUE>-hubspot-<portalId>`, one per portal: the HubSpot activities, with a
-  Temporal task-queue rate limit derived from the portal's HubSpot limit. The server enforces it
-  across all workers, so N workers together stay under the portal's limit, and one portal's burst
-  never queues ahead of another portal's calls;
-- `<TEMPORAL_TASK_QUEUE>-hubspot-<portalId>-callbacks`: callback completions, batched per process.
+- `<TEMPORAL_TASK_QUEUE>-hubspot`: the HubSpot activities of every portal, each portal under its
+  own fairness key, so one portal's burst never queues ahead of another portal's calls.
+Portals installed while a worker runs need nothing: the queues are not per portal. HubSpot and
+Kleer calls are paced under each portal's (each API token's) limit by a limiter all processes
+share (pacing/): the database's when one is configured.
 """
 
 from __future__ import annotations
@@ -21,17 +21,19 @@ from temporalio.worker import Worker
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
+from pacing import LocalLimiter, Pacer
+from portals.directory import PortalDirectory
 from settings import ConfigError, Settings, check_role, load_settings
 from telemetry import MetricsBindError, setup_logging
 from temporal_client import TemporalUnavailable, connect_with_retry, run
 from workflows import ALL_WORKFLOWS
-from workflows.models import callbacks_task_queue, hubspot_task_queue
+from workflows.models import hubspot_task_queue
 
 log = logging.getLogger(__name__)
 
 
 class WorkerGroup:
-    """The main worker plus one rate-limited HubSpot worker per configured portal."""
+    """The workflow/Kleer worker and the HubSpot worker, with what their activities hold."""
 
     def __init__(self, workers: list[Worker], holders: list) -> None:
         self.workers, self._holders = workers, holders
@@ -48,7 +50,10 @@ class WorkerGroup:
 
 
 def build_worker(client: Client, settings: Settings) -> WorkerGroup:
-    hubspot, kleer = HubSpotActivities(settings), KleerActivities(settings)
+    directory = PortalDirectory(settings)
+    pacer = Pacer(LocalLimiter())
+    hubspot = HubSpotActivities(settings, directory, pacer)
+    kleer = KleerActivities(settings, directory, pacer)
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
         activities=[kleer.create, kleer.update, kleer.find_products],
@@ -57,25 +62,14 @@ def build_worker(client: Client, settings: Settings) -> WorkerGroup:
         # means replaying their histories again and again (CPU, not progress).
         max_cached_workflows=settings.max_cached_workflows,
     )]
-    hubspot_activities = [hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
-                          hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items]
-    for portal_id in sorted(settings.portals):
-        rate, flush_s = settings.hubspot_pacing(portal_id)
-        queue = hubspot_task_queue(settings.task_queue, portal_id)
-        workers.append(Worker(
-            client, task_queue=queue, activities=hubspot_activities,  # type: ignore[arg-type]
-            max_task_queue_activities_per_second=rate,
-            # Also paced here: the server's limiter lets a burst through when a queue wakes up.
-            max_activities_per_second=rate,
-            max_concurrent_activities=settings.max_concurrent_activities,
-        ))
-        workers.append(Worker(
-            client, task_queue=callbacks_task_queue(settings.task_queue, portal_id),
-            activities=[hubspot.complete],
-            max_concurrent_activities=settings.max_concurrent_activities,
-        ))
-        log.info("portal %s: HubSpot calls paced at %.1f/s for all workers, callbacks batched "
-                 "every %.1f s", portal_id, rate, flush_s)
+    workers.append(Worker(
+        client, task_queue=hubspot_task_queue(settings.task_queue),
+        activities=[hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
+                    hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items,
+                    hubspot.complete],
+        # Mostly waiting: for a batch to fill or for the portal's turn under its rate limit.
+        max_concurrent_activities=settings.hubspot_max_concurrent_activities,
+    ))
     return WorkerGroup(workers, [hubspot, kleer])
 
 

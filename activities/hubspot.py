@@ -1,9 +1,11 @@
 """HubSpot activities: read the enrolled record, its company and line items, write the Kleer id back,
 mirror the Kleer record (sync back), complete the callback.
 
-Each activity makes one HubSpot call in the normal case. They run on the portal's own task queue,
-whose Temporal rate limit is derived from the portal's HubSpot limit (worker.py), so activities
-per second is HubSpot calls per second, for all workers together.
+They all run on one task queue, each portal's tasks under its own fairness key (a burst on one
+portal never queues ahead of another's). Inside a worker process, the same kind of call from
+concurrent activities of a portal is coalesced into HubSpot's batch endpoints
+(activities/hubspot_calls.py), and every HTTP call waits for its turn under the portal's rate
+limit, shared by all processes (pacing/): the limit counts calls, not activities.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 from temporalio import activity
 
 from actions import ACTIONS
-from actions.mappings import load_mappings
 from actions.rows import LINE_ITEM_PROPERTIES
-from activities.callbacks import CallbackBatcher
+from activities.batching import BatchStats
 from activities.errors import translate_errors
+from activities.hubspot_calls import PortalCalls
 from activities.models import (
     Completion,
     ReadLineItems,
@@ -25,8 +27,10 @@ from activities.models import (
     SyncMirror,
     WriteBack,
 )
-from hubspot_api.client import HubSpotClient
+from hubspot_api.client import HubSpotClient, http_pool
 from hubspot_api.models import CrmObject
+from pacing import Pacer
+from portals.directory import PortalDirectory
 from service_errors import ServiceError
 from settings import Settings
 from telemetry import HttpCallMetrics
@@ -41,41 +45,47 @@ def _not_found(exc: ServiceError, what: str) -> ServiceError:
 
 
 class HubSpotActivities:
-    """Holds one HubSpot client per portal; tokens stay in this process, never in histories."""
+    """Holds each portal's calls (one connection pool per host); tokens stay in this process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, directory: PortalDirectory, pacer: Pacer) -> None:
         self._settings = settings
-        self._clients: dict[int, HubSpotClient] = {}
-        self._batchers: dict[int, CallbackBatcher] = {}
+        self._directory = directory
+        self._pacer = pacer
+        self._http = http_pool(settings.hubspot_base_url, settings.http_timeout_s)
+        self._calls: dict[int, PortalCalls] = {}
         self._metrics = HttpCallMetrics("hubspot")
+        self.stats: dict[str, BatchStats] = {}  # per kind of call: calls and items (the bench)
 
-    def client(self, portal_id: int) -> HubSpotClient:
-        if portal_id not in self._clients:
-            creds = self._settings.portal(portal_id)
-            self._clients[portal_id] = HubSpotClient(
-                self._settings.hubspot_base_url, creds.hubspot_token, self._settings.http_timeout_s,
-                observe=self._metrics,
-            )
-        return self._clients[portal_id]
+    async def calls(self, portal_id: int) -> PortalCalls:
+        if portal_id not in self._calls:
+            access = await self._directory.hubspot(portal_id)
+
+            async def pace() -> None:
+                await self._pacer.wait(f"hubspot:{portal_id}", access.limit)
+
+            client = HubSpotClient(self._settings.hubspot_base_url, access.token,
+                                   observe=self._metrics, pace=pace, http=self._http)
+            self._calls[portal_id] = PortalCalls(client, self.stats)
+        return self._calls[portal_id]
 
     async def aclose(self) -> None:
-        for batcher in self._batchers.values():
-            await batcher.aclose()
-        for client in self._clients.values():
-            await client.aclose()
+        for calls in self._calls.values():
+            await calls.aclose()
+        await self._http.aclose()
 
     @activity.defn(name="hubspot.read_record")
     @translate_errors
     async def read_record(self, req: ReadRecord) -> RecordRead:
         """The enrolled record with the properties the action needs and its associations."""
         spec = ACTIONS[req.action]
-        mappings = (load_mappings(self._settings.mappings_dir, req.portal_id, spec.mapping_kind)
+        mappings = (await self._directory.mappings(req.portal_id, spec.mapping_kind)
                     if spec.mapping_kind else [])
         associations = [t for t, wanted in (("companies", spec.needs_company),
                                             ("line_items", spec.reads_line_items)) if wanted]
+        calls = await self.calls(req.portal_id)
         try:
-            record = await self.client(req.portal_id).get_object(
-                spec.hubspot_type, req.object_id, spec.properties_to_read(mappings), associations)
+            record = await calls.read(spec.hubspot_type, str(req.object_id),
+                                      spec.properties_to_read(mappings), associations)
         except ServiceError as exc:
             raise _not_found(exc, f"{spec.object_type.lower()} {req.object_id}") from None
         return RecordRead(record=record, mappings=mappings)
@@ -83,24 +93,27 @@ class HubSpotActivities:
     @activity.defn(name="hubspot.read_company")
     @translate_errors
     async def read_company(self, req: ReadObject) -> CrmObject:
+        calls = await self.calls(req.portal_id)
         try:
-            return await self.client(req.portal_id).get_object("companies", req.object_id,
-                                                               COMPANY_PROPERTIES)
+            return await calls.read("companies", req.object_id, COMPANY_PROPERTIES)
         except ServiceError as exc:
             raise _not_found(exc, f"company {req.object_id}") from None
 
     @activity.defn(name="hubspot.read_line_items")
     @translate_errors
     async def read_line_items(self, req: ReadLineItems) -> list[CrmObject]:
-        """One batch read (per 100 items)."""
-        return await self.client(req.portal_id).batch_read("line_items", req.ids,
-                                                           LINE_ITEM_PROPERTIES)
+        """The deal's line items, all of them: rows must be whole (a missing one is an error)."""
+        calls = await self.calls(req.portal_id)
+        return await calls.read_many("line_items", req.ids, LINE_ITEM_PROPERTIES)
 
     @activity.defn(name="hubspot.write_back")
     @translate_errors
     async def write_back(self, req: WriteBack) -> None:
-        await self.client(req.portal_id).update_object(req.hubspot_type, req.object_id,
-                                                       req.properties)
+        calls = await self.calls(req.portal_id)
+        try:
+            await calls.update(req.hubspot_type, str(req.object_id), req.properties)
+        except ServiceError as exc:
+            raise _not_found(exc, f"{req.hubspot_type[:-1]} {req.object_id}") from None
 
     @activity.defn(name="hubspot.sync_mirror")
     @translate_errors
@@ -111,23 +124,22 @@ class HubSpotActivities:
         answer, seen as 409 on the unique kleer_id): upsert, and archive its old line items so
         sync_line_items replaces them.
         """
-        hubspot = self.client(req.portal_id)
+        calls = await self.calls(req.portal_id)
         props = {**req.properties, "kleer_id": req.kleer_id}
         if req.expect_new:
             try:
-                [mirror] = await hubspot.batch_create(req.hubspot_type, [{
-                    "properties": props,
-                    "associations": await hubspot.inline_associations(req.hubspot_type,
-                                                                      req.associations)}])
+                links = await calls.client.inline_associations(req.hubspot_type, req.associations)
+                [mirror] = await calls.create(req.hubspot_type, [{
+                    "properties": props, "associations": links}], key_property="kleer_id")
                 return mirror.id
             except ServiceError as exc:
                 if exc.status != 409:
                     raise
-        [upserted] = await hubspot.batch_upsert(req.hubspot_type, "kleer_id", [(req.kleer_id, props)])
+        upserted = await calls.upsert(req.hubspot_type, "kleer_id", req.kleer_id, props)
         if upserted.new:
-            await hubspot.batch_associate_all(req.hubspot_type, upserted.id, req.associations)
+            await calls.client.batch_associate_all(req.hubspot_type, upserted.id, req.associations)
         else:
-            await self._archive_line_items(hubspot, req.hubspot_type, upserted.id)
+            await self._archive_line_items(calls, req.hubspot_type, upserted.id)
         return upserted.id
 
     @activity.defn(name="hubspot.sync_line_items")
@@ -135,31 +147,29 @@ class HubSpotActivities:
     async def sync_line_items(self, req: SyncLineItems) -> None:
         """Create the mirror's line items, associated inline. A retry first removes what an
         earlier attempt may have created (its answer lost), so items are never doubled."""
-        hubspot = self.client(req.portal_id)
+        calls = await self.calls(req.portal_id)
         if activity.info().attempt > 1:
-            await self._archive_line_items(hubspot, req.hubspot_type, req.mirror_id)
-        link = await hubspot.inline_associations("line_items", [(req.hubspot_type, req.mirror_id)])
-        await hubspot.batch_create("line_items", [{"properties": p, "associations": link}
-                                                  for p in req.line_items])
+            await self._archive_line_items(calls, req.hubspot_type, req.mirror_id)
+        link = await calls.client.inline_associations("line_items",
+                                                      [(req.hubspot_type, req.mirror_id)])
+        await calls.create("line_items", [{"properties": p, "associations": link}
+                                          for p in req.line_items])
 
     @staticmethod
-    async def _archive_line_items(hubspot: HubSpotClient, hubspot_type: str, mirror_id: str) -> None:
-        old = await hubspot.associated_ids(hubspot_type, mirror_id, "line_items")
-        if old:
-            await hubspot.batch_archive("line_items", old)
+    async def _archive_line_items(calls: PortalCalls, hubspot_type: str, mirror_id: str) -> None:
+        await calls.archive("line_items", await calls.associated_ids(hubspot_type, mirror_id,
+                                                                     "line_items"))
 
     @activity.defn(name="hubspot.complete")
     @translate_errors
     async def complete(self, req: Completion) -> str:
-        """Complete the callback, batched with others of the portal (one call per batch).
+        """Complete the callback, batched with others of the portal.
 
         An unknown, expired or already completed callback is final: returns "closed: ...".
         """
-        if req.portal_id not in self._batchers:
-            _, flush_s = self._settings.hubspot_pacing(req.portal_id)
-            self._batchers[req.portal_id] = CallbackBatcher(self.client(req.portal_id), flush_s)
+        calls = await self.calls(req.portal_id)
         try:
-            await self._batchers[req.portal_id].complete(req.callback_id, req.output_fields)
+            await calls.complete(req.callback_id, req.output_fields)
         except ServiceError as exc:
             if not exc.retryable and exc.status not in (401, 403):
                 activity.logger.warning("callback %s not completable: %s", req.callback_id, exc)

@@ -14,7 +14,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import translate_errors
 from activities.models import FindProducts, KleerWrite, KleerWritten
-from kleer_api.client import KleerClient, Record
+from kleer_api.client import KleerClient, Record, kleer_pool
+from pacing import Pacer, RateLimit
+from portals.directory import KleerAccess, PortalDirectory
 from service_errors import ServiceError
 from settings import Settings
 from telemetry import HttpCallMetrics
@@ -27,25 +29,33 @@ _AGREEMENT_READ_ONLY = ("id", "revision-nr", "deleted")
 
 
 class KleerActivities:
-    """Holds one Kleer client per portal; API keys stay in this process."""
+    """Holds one Kleer client per portal and credentials (a changed API key gets a new client);
+    API keys stay in this process. Every call waits for its turn under the API token's limit,
+    shared by all processes (pacing/; Kleer's limit is an assumption, README)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, directory: PortalDirectory, pacer: Pacer) -> None:
         self._settings = settings
-        self._clients: dict[int, KleerClient] = {}
+        self._directory = directory
+        self._pacer = pacer
+        self._limit = RateLimit(settings.kleer_rate_limit, settings.kleer_rate_burst)
+        self._http = kleer_pool(settings.kleer_base_url, settings.http_timeout_s)
+        self._clients: dict[tuple[int, KleerAccess], KleerClient] = {}
         self._metrics = HttpCallMetrics("kleer")
 
-    def client(self, portal_id: int) -> KleerClient:
-        if portal_id not in self._clients:
-            creds = self._settings.portal(portal_id)
-            self._clients[portal_id] = KleerClient(
-                self._settings.kleer_base_url, creds.kleer_company_id, creds.kleer_api_key,
-                self._settings.http_timeout_s, observe=self._metrics,
-            )
-        return self._clients[portal_id]
+    async def client(self, portal_id: int) -> KleerClient:
+        access = await self._directory.kleer(portal_id)
+        key = (portal_id, access)
+        if key not in self._clients:
+            async def pace() -> None:
+                await self._pacer.wait(access.pacing_key, self._limit)
+
+            self._clients[key] = KleerClient(
+                self._settings.kleer_base_url, access.company_id, access.api_key,
+                self._settings.http_timeout_s, observe=self._metrics, pace=pace, http=self._http)
+        return self._clients[key]
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        await self._http.aclose()
 
     @activity.defn(name="kleer.create")
     @translate_errors
@@ -56,7 +66,7 @@ class KleerActivities:
         be unknown), or when an earlier execution worked on the same HubSpot record
         (`lookup_first`, set by the per-record workflow).
         """
-        kleer = self.client(req.portal_id)
+        kleer = await self.client(req.portal_id)
         attempt = activity.info().attempt
         if req.lookup_first or attempt > 1:
             existing = await self._find_earlier(kleer, req)
@@ -103,7 +113,7 @@ class KleerActivities:
         after a lost answer) sends the same agreement again: one more identical revision.
         """
         assert req.record_id is not None and req.kind == "agreement"
-        kleer = self.client(req.portal_id)
+        kleer = await self.client(req.portal_id)
         current = await kleer.get("agreement", req.record_id)
         whole = {k: v for k, v in current.items() if k not in _AGREEMENT_READ_ONLY}
         whole.update(req.payload)
@@ -119,7 +129,7 @@ class KleerActivities:
         One walk through the product list (the foreign-id filter may not exist)."""
         wanted = set(req.hubspot_product_ids)
         found: dict[str, int] = {}
-        for product in await self.client(req.portal_id).list_all("product"):
+        for product in await (await self.client(req.portal_id)).list_all("product"):
             marker = product.get("foreign-id")
             if marker in wanted:
                 if marker in found:

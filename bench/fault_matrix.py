@@ -209,7 +209,7 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
 async def main_async(per_fault: int, only: list[str] | None, settle_s: float = 2) -> list[tuple]:
     state = Path(tempfile.mkdtemp(prefix="fault-matrix-"))
     settings = Settings(
-        task_queue="fault-matrix", http_timeout_s=2, create_settle_s=settle_s, callback_flush_s=0.1,
+        task_queue="fault-matrix", http_timeout_s=2, create_settle_s=settle_s,
         step_policy=StepPolicy(start_to_close_s=6, initial_retry_s=0.2, max_retry_s=2,
                                give_up_after_s=600),
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from hubspot_api.models import CrmObject, UpsertResult
+from hubspot_api.models import AssociationRef, CrmObject, UpsertResult
 from service_errors import ServiceError, error_from_response, error_from_transport, unexpected
 
 # Dated variants exist (/automation/actions/callbacks/2026-03/...): change it here only.
@@ -37,36 +37,66 @@ def _results(body: Any, what: str) -> list[Any]:
     return results
 
 
+# A portal's bearer token: a private app's static token, or a source of OAuth access tokens
+# (oauth/tokens.py) called again with stale=True after HubSpot answered 401 to the last one.
+TokenSource = Callable[[bool], Awaitable[str]]
+
+
+def http_pool(base_url: str, timeout_s: float = 15.0,
+              transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """One connection pool per host, shared by every portal's client in a process: connections
+    are reused across portals, and the pool stays small (httpcore's bookkeeping grows with the
+    number of open connections, so a big pool costs CPU on every request)."""
+    return httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport,
+                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+
+
 class HubSpotClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenSource,
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[int | None], None] | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout_s,
-            transport=transport,
-        )
+        """`pace` is awaited before every HTTP call (the portal's shared rate limit counts calls);
+        `http` is a shared pool (http_pool), closed by its owner, not by this client."""
+        self._owns_http = http is None
+        self._http = http or http_pool(base_url, timeout_s, transport)
+        self._token = token
+        self._pace = pace
         self.calls = 0
         self._observe = observe or (lambda status: None)
         self._type_ids: dict[tuple[str, str], int] = {}
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _auth(self, stale: bool = False) -> dict[str, str]:
+        if isinstance(self._token, str):
+            return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        return {"Authorization": f"Bearer {await self._token(stale)}"}
 
     async def _request(self, method: str, path: str, ok: Iterable[int] = (), **kwargs: Any) -> Any:
-        self.calls += 1
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            self._observe(None)
-            raise error_from_transport("HubSpot", exc) from None
-        self._observe(response.status_code)
+        headers = await self._auth()
+        for attempt in (1, 2):
+            if self._pace is not None:
+                await self._pace()
+            self.calls += 1
+            try:
+                response = await self._http.request(method, path, headers=headers, **kwargs)
+            except httpx.HTTPError as exc:
+                self._observe(None)
+                raise error_from_transport("HubSpot", exc) from None
+            self._observe(response.status_code)
+            if response.status_code == 401 and attempt == 1 and not isinstance(self._token, str):
+                headers = await self._auth(stale=True)  # expired or revoked: a fresh token, once
+                continue
+            break
         if response.status_code >= 400 and response.status_code not in ok:
             raise error_from_response("HubSpot", response)
         return response.json() if response.content else {}
@@ -193,6 +223,85 @@ class HubSpotClient:
         except (KeyError, TypeError):
             raise unexpected("HubSpot", "associations", body) from None
 
+    # --- Batches with an outcome per item (activities/hubspot_calls.py coalesces into these) ---
+    @staticmethod
+    def _named_in_errors(body: Any, key: str) -> dict[str, dict[str, Any]]:
+        """Items a 207 answer refused: id -> its error entry (HubSpot names them in context)."""
+        named: dict[str, dict[str, Any]] = {}
+        for error in (body.get("errors") or []) if isinstance(body, dict) else []:
+            for item in ((error.get("context") or {}).get(key) or []):
+                named[str(item)] = error
+        return named
+
+    async def read_each(self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+                        ) -> dict[str, CrmObject | ServiceError]:
+        """Up to 100 records in one call; a missing one is its own 404 (HubSpot's 207 names it),
+        the rest are read. An id the answer neither holds nor names is an unexpected answer."""
+        body = await self._request("POST", f"/crm/v3/objects/{object_type}/batch/read", json={
+            "properties": list(properties), "inputs": [{"id": i} for i in ids]})
+        found = {r.id: r for r in (_parse(CrmObject, r, f"batch read {object_type}")
+                                   for r in _results(body, f"batch read {object_type}"))}
+        missing = self._named_in_errors(body, "ids")
+        out: dict[str, CrmObject | ServiceError] = {}
+        for i in ids:
+            if i in found:
+                out[i] = found[i]
+            elif i in missing:
+                out[i] = ServiceError("HubSpot", f"{object_type} {i} was not found (deleted or merged?)",
+                                      404, "OBJECT_NOT_FOUND")
+            else:
+                out[i] = unexpected("HubSpot", f"batch read {object_type} (no answer for {i})", body)
+        return out
+
+    async def associations_each(self, from_type: str, to_type: str, ids: Sequence[str]
+                                ) -> dict[str, list[AssociationRef] | ServiceError]:
+        """Associations of up to 100 records, v4 batch read (hubspot.md section 7: documented keys
+        and labelled types). An object without associations is named in the 207's errors with
+        subCategory crm.associations.NO_ASSOCIATIONS_FOUND (as public integrations read it): empty."""
+        body = await self._request("POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                                   json={"inputs": [{"id": i} for i in ids]})
+        out: dict[str, list[AssociationRef] | ServiceError] = {}
+        try:
+            for result in _results(body, "association batch read"):
+                if (result.get("paging") or {}).get("next"):
+                    raise ValueError("more associations than one answer holds")
+                refs = []
+                for target in result["to"]:
+                    labels = [t.get("label") for t in target["associationTypes"]]
+                    refs.append(AssociationRef(id=str(target["toObjectId"]), primary="Primary" in labels))
+                out[str(result["from"]["id"])] = refs
+        except (KeyError, TypeError, ValueError):
+            raise unexpected("HubSpot", "association batch read", body) from None
+        for error in body.get("errors") or []:
+            none_found = error.get("subCategory") == "crm.associations.NO_ASSOCIATIONS_FOUND"
+            for i in ((error.get("context") or {}).get("fromObjectId") or []):
+                out.setdefault(str(i), [] if none_found else ServiceError(
+                    "HubSpot", f"association read refused: {error.get('message')}", None,
+                    error.get("category")))
+        for i in ids:
+            out.setdefault(i, unexpected("HubSpot", f"association batch read (no answer for {i})",
+                                         body))
+        return {i: out[i] for i in ids}
+
+    async def update_each(self, object_type: str, updates: Sequence[tuple[str, dict[str, str]]]
+                          ) -> dict[str, CrmObject | ServiceError]:
+        """Up to 100 updates in one call (one per id); a missing record is its own 404."""
+        body = await self._request("POST", f"/crm/v3/objects/{object_type}/batch/update", json={
+            "inputs": [{"id": i, "properties": props} for i, props in updates]})
+        found = {r.id: r for r in (_parse(CrmObject, r, f"batch update {object_type}")
+                                   for r in _results(body, f"batch update {object_type}"))}
+        missing = self._named_in_errors(body, "ids")
+        out: dict[str, CrmObject | ServiceError] = {}
+        for i, _ in updates:
+            if i in found:
+                out[i] = found[i]
+            elif i in missing:
+                out[i] = ServiceError("HubSpot", f"{object_type} {i} was not found (deleted or merged?)",
+                                      404, "OBJECT_NOT_FOUND")
+            else:
+                out[i] = unexpected("HubSpot", f"batch update {object_type} (no answer for {i})", body)
+        return out
+
     # --- Workflow action callbacks -----------------------------------------------------------
     async def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:
         await self._request(
@@ -241,7 +350,6 @@ class HubSpotClient:
         """A client for the developer API: `hapikey` on every call and no portal bearer token
         (HubSpot would try the bearer token first and refuse it for app-level endpoints)."""
         client = cls(base_url, "", timeout_s=timeout_s, transport=transport)
-        client._http.headers.pop("Authorization", None)
         client._http.params = client._http.params.set("hapikey", developer_api_key)
         return client
 

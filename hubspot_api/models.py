@@ -45,7 +45,8 @@ class ExecutionRequest(_HubSpotModel):
 
 class AssociationRef(_HubSpotModel):
     id: str
-    type: str | None = None
+    type: str | None = None  # v3 inline: "deal_to_company" is the primary company
+    primary: bool = False  # v4: the "Primary" label
 
 
 class AssociationList(BaseModel):
@@ -106,7 +107,7 @@ class CrmObject(_HubSpotModel):
         """The primary company (label `deal_to_company`), else the first associated one."""
         refs = self.associations.get("companies", AssociationList(results=[])).results
         for ref in refs:
-            if ref.type == "deal_to_company":
+            if ref.primary or ref.type == "deal_to_company":
                 return ref.id
         return refs[0].id if refs else None
 

@@ -22,7 +22,7 @@ Every answer is parsed strictly: a shape we do not recognise raises a retryable 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import httpx
@@ -84,6 +84,14 @@ def _record(kind: str, raw: Any, what: str) -> Record:
         raise unexpected("Kleer", what, raw) from None
 
 
+def kleer_pool(base_url: str, timeout_s: float = 15.0,
+               transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """One small connection pool for the Kleer host, shared by every portal's client."""
+    return httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", timeout=timeout_s,
+                             transport=transport,
+                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+
+
 class KleerClient:
     def __init__(
         self,
@@ -93,21 +101,30 @@ class KleerClient:
         timeout_s: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[int | None], None] | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
-        base = base_url.rstrip("/") + f"/company/{company_id}/"
-        self._http = httpx.AsyncClient(
-            base_url=base, headers={"X-Token": api_key}, timeout=timeout_s, transport=transport
-        )
+        """`pace` is awaited before every call (the API token's shared limit); `http` is a
+        shared pool (kleer_pool), closed by its owner."""
+        self._owns_http = http is None
+        self._http = http or kleer_pool(base_url, timeout_s, transport)
+        self._prefix = f"company/{company_id}/"
+        self._headers = {"X-Token": api_key}
+        self._pace = pace
         self.calls = 0
         self._observe = observe or (lambda status: None)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._pace is not None:
+            await self._pace()
         self.calls += 1
         try:
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._http.request(method, self._prefix + path, headers=self._headers,
+                                                **kwargs)
         except httpx.HTTPError as exc:
             self._observe(None)
             raise error_from_transport("Kleer", exc) from None

@@ -207,7 +207,6 @@ class LocalStack:
             "TEMPORAL_TASK_QUEUE": s.task_queue, "HUBSPOT_CLIENT_SECRET": s.hubspot_client_secret,
             "HTTP_TIMEOUT_SECONDS": str(s.http_timeout_s),
             "CREATE_SETTLE_SECONDS": str(s.create_settle_s),
-            "CALLBACK_FLUSH_SECONDS": str(s.callback_flush_s),
             "HUBSPOT_RATE_SHARE": str(s.hubspot_rate_share),
         }
         if s.payload_key:

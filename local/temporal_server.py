@@ -13,10 +13,12 @@ import threading
 import time
 from pathlib import Path
 
-# Dynamic config the code relies on: activity priorities (runs under way first on the HubSpot
-# queue). Priority matching is the default on current servers; set explicitly so it holds on any
-# version (docker-compose.temporal.yml sets the same for a cluster).
-DYNAMIC_CONFIG = {"matching.useNewMatcher": "true"}
+# Dynamic config the code relies on (docker-compose.temporal.yml sets the same for a cluster):
+# activity priorities (runs under way first on the HubSpot queue; priority matching is the
+# default on current servers, set explicitly so it holds on any version) and fairness (each
+# portal's HubSpot tasks under its own fairness key, so one portal's burst never queues ahead of
+# another's; docs.temporal.io "Priority and Fairness": self-hosted needs matching.enableFairness).
+DYNAMIC_CONFIG = {"matching.useNewMatcher": "true", "matching.enableFairness": "true"}
 
 # Custom search attributes registered at start (issue "Temporal UI visibility").
 SEARCH_ATTRIBUTES = {

@@ -338,6 +338,34 @@ def batch_associate_default(request: Request, portal: Portal, body: Any) -> Resu
     return 200, _batch_envelope(results)
 
 
+def batch_read_associations(request: Request, portal: Portal, body: Any) -> Result:
+    """v4 association batch read. Objects without associations (also ids that do not exist) are
+    not in `results` but in a 207's `errors`, subCategory crm.associations.NO_ASSOCIATIONS_FOUND:
+    the shape public integrations report from the real API (e.g. "No company is associated with
+    deal 515690208449."), and HubSpot's reference for the endpoint
+    (developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/batch/get-associations)."""
+    from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
+    results, empty = [], []
+    for item in _inputs(body):
+        from_id = str(item.get("id"))
+        links = portal.crm.associated(from_type, from_id, to_type) \
+            if from_id in portal.crm.objects[from_type] else {}
+        if not links:
+            empty.append(from_id)
+            continue
+        results.append({"from": {"id": from_id}, "to": [
+            {"toObjectId": int(to_id), "associationTypes": [
+                {"category": "HUBSPOT_DEFINED", "typeId": t, "label": ASSOCIATION_TYPES[t][3]}
+                for t in sorted(type_ids)]}
+            for to_id, type_ids in sorted(links.items(), key=lambda x: int(x[0]))]})
+    errors = [{"status": "error", "category": "OBJECT_NOT_FOUND",
+               "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+               "message": f"No {to_type} is associated with {from_type} {from_id}.",
+               "context": {"fromObjectId": [from_id], "fromObjectType": [from_type],
+                           "toObjectType": [to_type]}} for from_id in empty]
+    return (207 if errors else 200), _batch_envelope(results, errors)
+
+
 def list_associations(request: Request, portal: Portal, body: Any) -> Result:
     from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
     from_id = request.path_params["from_id"]
@@ -575,6 +603,8 @@ def routes(state: HubSpotState) -> list[Route]:
         portal("/crm/v4/associations/{from_type}/{to_type}/labels", association_labels, "GET"),
         portal("/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
                batch_associate_default, "POST"),
+        portal("/crm/v4/associations/{from_type}/{to_type}/batch/read", batch_read_associations,
+               "POST"),
         portal("/crm/v3/properties/{object_type}", list_properties, "GET"),
         portal("/crm/v3/properties/{object_type}", create_property, "POST"),
         portal("/crm/v3/properties/{object_type}/groups", list_groups, "GET"),

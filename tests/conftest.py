@@ -78,7 +78,6 @@ async def stack(log_recorder: LogRecorder, mappings_dir: Path, tmp_path_factory:
         mappings_dir=mappings_dir,
         http_timeout_s=2,
         create_settle_s=2,
-        callback_flush_s=0.05,
         step_policy=FAST,
         payload_key=PAYLOAD_KEY,
         codec_auth_token=CODEC_TOKEN,

@@ -67,7 +67,7 @@ def test_good_values_still_load():
     s = load_settings({**PORTAL_VARS, "PORTAL_5_HUBSPOT_RATE_LIMIT": "100", "TEMPORAL_TLS": "yes",
                        "HUBSPOT_RATE_SHARE": "0.5", "CODEC_AUTH": "proxy", "LOG_FORMAT": "JSON"})
     assert s.portals[5].hubspot_rate_limit == 100 and s.temporal_tls and s.log_format == "json"
-    assert s.codec_auth == "proxy" and s.hubspot_pacing(5)[0] > 0
+    assert s.codec_auth == "proxy" and s.hubspot_rate_share == 0.5
 
 
 def test_api_role_needs_the_client_secret_and_a_safe_codec_mode():

@@ -23,7 +23,6 @@ async def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     state = tmp_path_factory.mktemp("crash")
     settings = Settings(
         task_queue="kleer-hubspot-crash-tests", http_timeout_s=2, create_settle_s=1,
-        callback_flush_s=0.05,
         payload_key="crash-test-key",
         step_policy=StepPolicy(start_to_close_s=4, initial_retry_s=0.2, max_retry_s=1,
                                give_up_after_s=180),

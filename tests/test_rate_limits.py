@@ -26,7 +26,7 @@ LIMIT = 20  # per 10 s: budget 1.8 calls/s, of which 0.9/s for activities, callb
 @pytest.fixture(scope="module")
 async def paced_stack() -> AsyncIterator[LocalStack]:
     settings = Settings(
-        task_queue="kleer-hubspot-pacing", callback_flush_s=0.2, http_timeout_s=3,
+        task_queue="kleer-hubspot-pacing", http_timeout_s=3,
         step_policy=StepPolicy(start_to_close_s=10, initial_retry_s=0.2, max_retry_s=2),
         portals={
             BUSY: PortalCredentials(BUSY, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY, DEMO_KLEER_KEY,

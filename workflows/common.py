@@ -30,11 +30,18 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         RecordDone,
         RecordWork,
-        callbacks_task_queue,
+        hubspot_task_queue,
         record_workflow_id,
     )
     from workflows.record import KleerRecordWrite
-    from workflows.steps import NEW_RUN, FinalFailure, hubspot_step, step, step_options
+    from workflows.steps import (
+        NEW_RUN,
+        FinalFailure,
+        hubspot_priority,
+        hubspot_step,
+        step,
+        step_options,
+    )
 
 # While another execution writes the same Kleer record, wait this long between tries (doubling).
 WAIT_FOR_RECORD = (timedelta(seconds=0.5), timedelta(seconds=30))
@@ -59,7 +66,8 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         HubSpotActivities.complete,
         Completion(portal_id=ex.portal_id, callback_id=ex.callback_id,
                    output_fields=result.output_fields()),
-        task_queue=callbacks_task_queue(workflow.info().task_queue, ex.portal_id),
+        task_queue=hubspot_task_queue(workflow.info().task_queue),
+        priority=hubspot_priority(ex.portal_id),
         **step_options(ex.policy, callback=True),
     )
     result = result.model_copy(update={"callback": callback})
@@ -103,7 +111,7 @@ async def _read(spec: ActionSpec, ex: ActionExecution) -> ActionContext:
     line items (each read only when the action needs it)."""
     read = await hubspot_step(HubSpotActivities.read_record, ReadRecord(
         portal_id=ex.portal_id, action=spec.key, object_id=ex.object_id), ex.policy,
-        priority=NEW_RUN)
+        priority_key=NEW_RUN)
     ctx = ActionContext(portal_id=ex.portal_id, object_type=spec.object_type, record=read.record,
                         mappings=read.mappings)
     if spec.operation == "create" and ctx.record.prop(spec.id_property):

@@ -91,14 +91,14 @@ def record_workflow_id(portal_id: int, kind: str, object_type: str, object_id: i
     return f"kleer-{kind}-of-{object_type.lower()}-{object_id}-portal-{portal_id}"
 
 
-def hubspot_task_queue(task_queue: str, portal_id: int) -> str:
-    """The portal's rate-limited queue for HubSpot calls (worker.py sets the limit)."""
-    return f"{task_queue}-hubspot-{portal_id}"
+def hubspot_task_queue(task_queue: str) -> str:
+    """The queue of every portal's HubSpot activities (each portal under its fairness key)."""
+    return f"{task_queue}-hubspot"
 
 
-def callbacks_task_queue(task_queue: str, portal_id: int) -> str:
-    """The portal's queue for callback completions: batched, so kept out of the rate limit."""
-    return f"{hubspot_task_queue(task_queue, portal_id)}-callbacks"
+def fairness_key(portal_id: int) -> str:
+    """Temporal dispatches a queue's tasks fairly between keys: one per portal."""
+    return f"portal-{portal_id}"
 
 
 def workflow_id(action: str, object_type: str, object_id: int | str, callback_id: str) -> str:

@@ -13,14 +13,19 @@ from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import StepPolicy, hubspot_task_queue
+    from workflows.models import StepPolicy, fairness_key, hubspot_task_queue
 
 T = TypeVar("T")
 
 # In a bulk enrollment the portal's HubSpot queue has a backlog. Runs already under way go
 # first (priority 1); a run's first call waits behind them (5). Runs then finish in the order
 # they started, instead of all progressing in lockstep and finishing together at the end.
-UNDER_WAY, NEW_RUN = Priority(priority_key=1), Priority(priority_key=5)
+UNDER_WAY, NEW_RUN = 1, 5
+
+
+def hubspot_priority(portal_id: int, priority_key: int = UNDER_WAY) -> Priority:
+    """Priority first; within a priority, fair shares between portals (fairness keys)."""
+    return Priority(priority_key=priority_key, fairness_key=fairness_key(portal_id))
 
 
 def step_options(policy: StepPolicy, callback: bool = False) -> dict[str, Any]:
@@ -48,7 +53,7 @@ class FinalFailure(Exception):
 
 async def step(
     activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
-    kleer_id: str = "", task_queue: str | None = None, priority: Priority = UNDER_WAY,
+    kleer_id: str = "", task_queue: str | None = None, priority: Priority = Priority.default,
 ) -> T:
     try:
         return await workflow.execute_activity_method(activity, arg, task_queue=task_queue,
@@ -63,8 +68,9 @@ async def step(
 
 async def hubspot_step(
     activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
-    kleer_id: str = "", priority: Priority = UNDER_WAY,
+    kleer_id: str = "", priority_key: int = UNDER_WAY,
 ) -> T:
-    """A HubSpot call: on the portal's rate-limited queue."""
-    queue = hubspot_task_queue(workflow.info().task_queue, arg.portal_id)
-    return await step(activity, arg, policy, failure, kleer_id, queue, priority)
+    """A HubSpot call: on the HubSpot queue, under the portal's fairness key."""
+    return await step(activity, arg, policy, failure, kleer_id,
+                      hubspot_task_queue(workflow.info().task_queue),
+                      hubspot_priority(arg.portal_id, priority_key))
