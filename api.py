@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -26,7 +27,11 @@ from actions import ACTIONS
 from codec_server import codec_endpoint
 from hubspot_api.models import ExecutionRequest
 from hubspot_api.signature import SignatureError, verify
+from oauth.tokens import PortalDisconnected
+from portals.directory import PortalDirectory
+from portals.services import PortalServices, open_services
 from settings import Settings, load_settings
+from storage.db import StorageUnavailable
 from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
 from workflows.models import ActionExecution
@@ -106,7 +111,10 @@ def _signed_uri(request: Request, settings: Settings) -> str:
     return str(request.url)
 
 
-def create_app(settings: Settings | None = None, client: Client | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, client: Client | None = None,
+               services: PortalServices | None = None) -> Starlette:
+    """The API app. `client` (Temporal) and `services` (database, OAuth, directory) are opened in
+    the app's lifespan when not given (the local stack and tests pass their own)."""
     settings = settings or load_settings()
     if not settings.hubspot_client_secret.strip():
         # Without it no request can be proven to come from HubSpot (a blank secret would let
@@ -120,13 +128,34 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         requests.add(1, {"action": key if key in ACTIONS else "unknown", "outcome": outcome})
         return response
 
-    state: dict[str, Client] = {"client": client} if client else {}
+    state: dict[str, Any] = {"client": client} if client else {}
+    if services is not None:
+        state["services"] = services
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if "client" not in state:
-            state["client"] = await connect_with_retry(settings)
-        yield
+        opened = None
+        if "services" not in state:
+            state["services"] = opened = await open_services(settings)
+        try:
+            if "client" not in state:
+                state["client"] = await connect_with_retry(settings)
+            yield
+        finally:
+            if opened is not None:
+                await opened.aclose()
+
+    async def portal_problem(portal_id: int) -> str | None:
+        """Why an execution of this portal cannot work (answered FAIL_CONTINUE at once), or None.
+        StorageUnavailable propagates: the caller answers 503 and HubSpot retries."""
+        directory: PortalDirectory = state["services"].directory
+        record = await directory.installed(portal_id)
+        if record is not None and record.status == "disconnected":
+            return str(PortalDisconnected(portal_id, record.disconnected_reason or ""))
+        if record is None and not await directory.known(portal_id):
+            return (f"HubSpot portal {portal_id} is not connected to Kleer: install the Kleer app "
+                    "in this portal (or configure its credentials)")
+        return None
 
     async def execute(request: Request) -> JSONResponse:
         key = request.path_params["action"]
@@ -151,12 +180,17 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         if execution.object.objectType != spec.object_type:
             return answer(_error(422, f"{spec.label} runs on {spec.object_type} records, "
                                       f"not {execution.object.objectType}"), key, "invalid")
-        if execution.origin.portalId not in settings.portals:
+        try:
+            problem = await portal_problem(execution.origin.portalId)
+        except StorageUnavailable:
+            log.exception("portal lookup failed for %s", execution.callbackId)
+            return answer(_error(503, "the portal directory is unavailable; retry"), key,
+                          "unavailable")
+        if problem:
             # Final and visible in the HubSpot workflow history, instead of a run that cannot work.
             return answer(JSONResponse({"outputFields": {
                 "hs_execution_state": "FAIL_CONTINUE", "result": "failed", "kleer_id": "",
-                "error_message": f"HubSpot portal {execution.origin.portalId} is not connected "
-                                 "to Kleer: configure its credentials",
+                "error_message": problem,
             }}), key, "unknown_portal")
         run = ActionExecution(
             action=key, callback_id=execution.callbackId, portal_id=execution.origin.portalId,

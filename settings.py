@@ -80,6 +80,9 @@ class Settings:
     temporal_tls_ca: Path | None = None
     # Share of each portal's HubSpot limit this integration may use (the rest: other apps).
     hubspot_rate_share: float = 0.9
+    # The HubSpot limit of portals installed through OAuth (hubspot.md section 6: public apps
+    # get 110 requests per 10 s per portal).
+    hubspot_app_rate_limit: int = 110
     # Kleer documents no rate limit: assume one per API token (README "Kleer API assumptions").
     # Calls per second and burst, paced for all processes together (pacing/).
     kleer_rate_limit: float = 10.0

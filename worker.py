@@ -23,6 +23,7 @@ from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
 from pacing import LocalLimiter, Pacer
 from portals.directory import PortalDirectory
+from portals.services import PortalServices, open_services
 from settings import ConfigError, Settings, check_role, load_settings
 from telemetry import MetricsBindError, setup_logging
 from temporal_client import TemporalUnavailable, connect_with_retry, run
@@ -49,11 +50,13 @@ class WorkerGroup:
             await holder.aclose()
 
 
-def build_worker(client: Client, settings: Settings) -> WorkerGroup:
-    directory = PortalDirectory(settings)
-    pacer = Pacer(LocalLimiter())
-    hubspot = HubSpotActivities(settings, directory, pacer)
-    kleer = KleerActivities(settings, directory, pacer)
+def build_worker(client: Client, settings: Settings, services: PortalServices | None = None
+                 ) -> WorkerGroup:
+    """`services`: the process's database, OAuth and pacing (portals/services.py); without them,
+    portals come from the environment and calls are paced in this process only."""
+    services = services or PortalServices(PortalDirectory(settings), Pacer(LocalLimiter()))
+    hubspot = HubSpotActivities(settings, services.directory, services.pacer)
+    kleer = KleerActivities(settings, services.directory, services.pacer)
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
         activities=[kleer.create, kleer.update, kleer.find_products],
@@ -74,14 +77,19 @@ def build_worker(client: Client, settings: Settings) -> WorkerGroup:
 
 
 async def run_worker(settings: Settings) -> None:
-    client = await connect_with_retry(settings)
-    group = build_worker(client, settings)
-    log.info("worker on %s, task queue %s, %d portals", settings.temporal_address,
-             settings.task_queue, len(settings.portals))
+    services = await open_services(settings)
     try:
-        await group.run()
+        client = await connect_with_retry(settings)
+        group = build_worker(client, settings, services)
+        log.info("worker on %s, task queue %s, %d portals from the environment%s",
+                 settings.temporal_address, settings.task_queue, len(settings.portals),
+                 ", installed portals from the database" if services.store else "")
+        try:
+            await group.run()
+        finally:
+            await group.aclose()
     finally:
-        await group.aclose()
+        await services.aclose()
 
 
 def main() -> None:

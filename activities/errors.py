@@ -10,8 +10,11 @@ from typing import ParamSpec, TypeVar
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from actions.mappings import MappingsError
+from oauth.tokens import PortalDisconnected
+from portals.directory import KleerNotConnected
 from service_errors import ServiceError
 from settings import UnknownPortalError
+from storage.db import StorageUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +45,11 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
             raise to_application_error(exc) from None
         except UnknownPortalError as exc:
             raise ApplicationError(str(exc), type="UnknownPortal", non_retryable=True) from None
+        except (PortalDisconnected, KleerNotConnected) as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+        except StorageUnavailable as exc:
+            raise ApplicationError(f"the database is unavailable: {exc}", type="StorageUnavailable"
+                                   ) from None
         except MappingsError as exc:
             raise ApplicationError(f"field mappings cannot be used: {exc}", type="BadMappings",
                                    non_retryable=True) from None

@@ -19,6 +19,7 @@ import uvicorn
 
 from api import create_app
 from local.temporal_server import DevServer, free_port
+from portals.services import open_services
 from settings import PortalCredentials, Settings
 from simulators.common import ServerThread
 from simulators.hubspot import HubSpotState, create_hubspot_app
@@ -89,8 +90,11 @@ class LocalStack:
         hubspot_rate_limit: tuple[int, int] = (190, 10_000),
         log_dir: Path | None = None,
         keep_api_urls: bool = False,
+        token_margin_s: float = 300.0,
     ) -> None:
         self.ports = ports or StackPorts()
+        self.token_margin_s = token_margin_s  # refresh OAuth tokens this long before they expire
+        self.services = None
         self.external_temporal = temporal_address
         self.db_file = db_file
         self.base_settings = settings or Settings()
@@ -130,7 +134,7 @@ class LocalStack:
         return server
 
     async def start_worker(self) -> None:
-        self._worker = build_worker(self.client, self.settings)
+        self._worker = build_worker(self.client, self.settings, self.services)
         self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
 
     async def stop_worker(self) -> None:
@@ -178,10 +182,14 @@ class LocalStack:
                 hubspot_rate_limit=self.hubspot_rate_limit[0],
                 hubspot_rate_window_s=self.hubspot_rate_limit[1] / 1000)},
         )
+        # One database, OAuth client and pacer for the in-process worker and API, as two
+        # processes of a deployment share one database.
+        self.services = await open_services(self.settings, self.token_margin_s)
         self.client = await connect_with_retry(self.settings)
         if self.run_worker:
             await self.start_worker()
-        self.api = await self._serve_in_loop(create_app(self.settings, self.client), self.ports.api)
+        self.api = await self._serve_in_loop(create_app(self.settings, self.client, self.services),
+                                             self.ports.api)
         self.hubspot_url, self.kleer_url = hubspot.url, kleer.url
         return self
 
@@ -191,6 +199,9 @@ class LocalStack:
                 await self._api_server.stop()
                 self._api_server = None
             await self.stop_worker()
+            if getattr(self, "services", None) is not None:
+                await self.services.aclose()
+                self.services = None
             for server in reversed(self._servers):
                 server.stop()
             self._servers.clear()
@@ -211,6 +222,14 @@ class LocalStack:
         }
         if s.payload_key:
             env["PAYLOAD_ENCRYPTION_KEY"] = s.payload_key
+        if s.database_url:
+            env["DATABASE_URL"] = s.database_url
+            env["DATABASE_SECRETS_KEY"] = s.database_secrets_key or ""
+        if s.hubspot_client_id:
+            env["HUBSPOT_CLIENT_ID"] = s.hubspot_client_id
+            env["HUBSPOT_AUTHORIZE_URL"] = s.hubspot_authorize_url
+            env["OAUTH_REDIRECT_URL"] = s.redirect_url
+        env["KLEER_RATE_LIMIT"] = str(s.kleer_rate_limit)
         if s.mappings_dir:
             env["MAPPINGS_DIR"] = str(s.mappings_dir)
         for pid, creds in s.portals.items():

@@ -12,12 +12,18 @@ not there. Secrets stay in this process: workflows carry a portal id only.
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from actions.mappings import DEFAULTS, FieldMapping, MappingKind, load_mappings
 from hubspot_api.client import TokenSource
+from oauth.tokens import PortalDisconnected, TokenManager
 from pacing import RateLimit
 from settings import Settings, UnknownPortalError
+from storage.records import PortalRecord
+from storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -37,27 +43,76 @@ class KleerAccess:
         return "kleer:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
 
 
-class PortalDirectory:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+class KleerNotConnected(LookupError):
+    """An installed portal without Kleer credentials: final until an admin connects Kleer."""
 
-    def _env(self, portal_id: int):  # -> PortalCredentials
-        return self._settings.portal(portal_id)
+    def __init__(self, portal_id: int) -> None:
+        super().__init__(f"HubSpot portal {portal_id} has not connected Kleer yet: enter the Kleer "
+                         "company id and API key on the app's settings page, then re-enroll")
+
+
+class PortalDirectory:
+    """`store` (the database) first, then the environment; `tokens` hands out OAuth access
+    tokens of installed portals. Database answers are cached for `cache_s`, so an activity does
+    not read the database on every call; a new Kleer key or mapping applies within that time."""
+
+    def __init__(self, settings: Settings, store: Store | None = None,
+                 tokens: TokenManager | None = None, cache_s: float = 5.0) -> None:
+        self._settings = settings
+        self._store = store
+        self._tokens = tokens
+        self._cache_s = cache_s
+        self._cache: dict[tuple[str, int], tuple[float, Any]] = {}
+
+    async def _cached(self, what: str, portal_id: int, read: Callable[[int], Awaitable[Any]]) -> Any:
+        hit = self._cache.get((what, portal_id))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        value = await read(portal_id)
+        self._cache[(what, portal_id)] = (time.monotonic() + self._cache_s, value)
+        return value
+
+    async def installed(self, portal_id: int) -> PortalRecord | None:
+        """The portal's database record (None without a database, or not installed)."""
+        if self._store is None:
+            return None
+        return await self._cached("portal", portal_id, self._store.portal)
 
     async def known(self, portal_id: int) -> bool:
-        return portal_id in self._settings.portals
+        return await self.installed(portal_id) is not None or portal_id in self._settings.portals
 
     async def hubspot(self, portal_id: int) -> HubSpotAccess:
-        creds = self._env(portal_id)
+        record = await self.installed(portal_id)
+        if record is not None:
+            if record.status == "disconnected":
+                raise PortalDisconnected(portal_id, record.disconnected_reason or "")
+            if self._tokens is None:
+                raise UnknownPortalError(portal_id)  # installed, but this process has no OAuth set up
+            return HubSpotAccess(self._tokens.source(portal_id), RateLimit.from_window(
+                self._settings.hubspot_app_rate_limit, 10.0, self._settings.hubspot_rate_share))
+        creds = self._settings.portal(portal_id)
         return HubSpotAccess(creds.hubspot_token, RateLimit.from_window(
             creds.hubspot_rate_limit, creds.hubspot_rate_window_s, self._settings.hubspot_rate_share))
 
     async def kleer(self, portal_id: int) -> KleerAccess:
-        creds = self._env(portal_id)
+        if await self.installed(portal_id) is not None:
+            assert self._store is not None
+            creds = await self._cached("kleer", portal_id, self._store.kleer_credentials)
+            if creds is None:
+                raise KleerNotConnected(portal_id)
+            return KleerAccess(creds.company_id, creds.api_key)
+        creds = self._settings.portal(portal_id)
         return KleerAccess(creds.kleer_company_id, creds.kleer_api_key)
 
     async def mappings(self, portal_id: int, kind: MappingKind) -> list[FieldMapping]:
+        """The portal's own mappings (settings page), else its MAPPINGS_DIR file, else defaults."""
+        if await self.installed(portal_id) is not None:
+            assert self._store is not None
+            stored = await self._cached("mappings", portal_id, self._store.mappings)
+            if kind in stored:
+                return list(stored[kind])
         return load_mappings(self._settings.mappings_dir, portal_id, kind)
 
 
-__all__ = ["DEFAULTS", "HubSpotAccess", "KleerAccess", "PortalDirectory", "UnknownPortalError"]
+__all__ = ["DEFAULTS", "HubSpotAccess", "KleerAccess", "KleerNotConnected", "PortalDirectory",
+           "PortalDisconnected", "UnknownPortalError"]
