@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         """Why an execution of this portal cannot work (answered FAIL_CONTINUE at once), or None.
         StorageUnavailable propagates: the caller answers 503 and HubSpot retries."""
         directory: PortalDirectory = state["services"].directory
-        record = await directory.installed(portal_id)
+        record = await directory.installed(portal_id, fresh=True)
         if record is not None and record.status == "disconnected":
             return str(PortalDisconnected(portal_id, record.disconnected_reason or ""))
         if record is None and not await directory.known(portal_id):

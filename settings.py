@@ -107,6 +107,10 @@ class Settings:
     # installs (oauth/) and sign-in to the settings pages (web/).
     hubspot_client_id: str | None = None
     hubspot_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
+    # Refresh an OAuth access token (about 30 minutes) this long before it expires.
+    token_refresh_margin_s: float = 300.0
+    # A disconnected portal's callbacks wait for a reconnect; look again this often.
+    reconnect_retry_s: float = 60.0
     # Where HubSpot sends the user back after authorizing; default <PUBLIC_BASE_URL>/oauth/callback.
     oauth_redirect_url: str | None = None
     # Signs the settings pages' session cookies; sessions expire after session_max_age_s.
@@ -364,6 +368,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         hubspot_authorize_url=e.url("HUBSPOT_AUTHORIZE_URL", d.hubspot_authorize_url)
         or d.hubspot_authorize_url,
         oauth_redirect_url=e.url("OAUTH_REDIRECT_URL", None),
+        token_refresh_margin_s=e.number("HUBSPOT_TOKEN_REFRESH_MARGIN_SECONDS",
+                                        d.token_refresh_margin_s, minimum=0, unit=seconds),
+        reconnect_retry_s=e.number("RECONNECT_RETRY_SECONDS", d.reconnect_retry_s, minimum=0,
+                                   inclusive=False, unit=seconds),
         session_secret=env.get("SESSION_SECRET") or None,
         session_max_age_s=int(e.number("SESSION_MAX_AGE_SECONDS", d.session_max_age_s, minimum=60,
                                        integer=True, unit=seconds)),

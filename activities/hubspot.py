@@ -10,7 +10,10 @@ limit, shared by all processes (pacing/): the limit counts calls, not activities
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from actions import ACTIONS
 from actions.rows import LINE_ITEM_PROPERTIES
@@ -29,6 +32,7 @@ from activities.models import (
 )
 from hubspot_api.client import HubSpotClient, http_pool
 from hubspot_api.models import CrmObject
+from oauth.tokens import PortalDisconnected
 from pacing import Pacer
 from portals.directory import PortalDirectory
 from service_errors import ServiceError
@@ -166,10 +170,17 @@ class HubSpotActivities:
         """Complete the callback, batched with others of the portal.
 
         An unknown, expired or already completed callback is final: returns "closed: ...".
+        A disconnected portal cannot be told anything (the callback API needs the portal's
+        token): the outcome waits, retried every RECONNECT_RETRY_SECONDS, until an admin
+        reconnects the app (or HubSpot's wait for the callback runs out).
         """
-        calls = await self.calls(req.portal_id)
         try:
+            calls = await self.calls(req.portal_id)
             await calls.complete(req.callback_id, req.output_fields)
+        except PortalDisconnected as exc:
+            raise ApplicationError(f"{exc}; the outcome is delivered once it is reconnected",
+                                   type="PortalDisconnected", next_retry_delay=timedelta(
+                                       seconds=self._settings.reconnect_retry_s)) from None
         except ServiceError as exc:
             if not exc.retryable and exc.status not in (401, 403):
                 activity.logger.warning("callback %s not completable: %s", req.callback_id, exc)

@@ -90,7 +90,7 @@ class LocalStack:
         hubspot_rate_limit: tuple[int, int] = (190, 10_000),
         log_dir: Path | None = None,
         keep_api_urls: bool = False,
-        token_margin_s: float = 300.0,
+        token_margin_s: float | None = None,
     ) -> None:
         self.ports = ports or StackPorts()
         self.token_margin_s = token_margin_s  # refresh OAuth tokens this long before they expire
@@ -230,6 +230,9 @@ class LocalStack:
             env["HUBSPOT_AUTHORIZE_URL"] = s.hubspot_authorize_url
             env["OAUTH_REDIRECT_URL"] = s.redirect_url
         env["KLEER_RATE_LIMIT"] = str(s.kleer_rate_limit)
+        env["RECONNECT_RETRY_SECONDS"] = str(s.reconnect_retry_s)
+        env["HUBSPOT_TOKEN_REFRESH_MARGIN_SECONDS"] = str(
+            s.token_refresh_margin_s if self.token_margin_s is None else self.token_margin_s)
         if s.mappings_dir:
             env["MAPPINGS_DIR"] = str(s.mappings_dir)
         for pid, creds in s.portals.items():

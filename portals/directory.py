@@ -64,19 +64,21 @@ class PortalDirectory:
         self._cache_s = cache_s
         self._cache: dict[tuple[str, int], tuple[float, Any]] = {}
 
-    async def _cached(self, what: str, portal_id: int, read: Callable[[int], Awaitable[Any]]) -> Any:
+    async def _cached(self, what: str, portal_id: int, read: Callable[[int], Awaitable[Any]],
+                      fresh: bool = False) -> Any:
         hit = self._cache.get((what, portal_id))
-        if hit is not None and hit[0] > time.monotonic():
+        if not fresh and hit is not None and hit[0] > time.monotonic():
             return hit[1]
         value = await read(portal_id)
         self._cache[(what, portal_id)] = (time.monotonic() + self._cache_s, value)
         return value
 
-    async def installed(self, portal_id: int) -> PortalRecord | None:
-        """The portal's database record (None without a database, or not installed)."""
+    async def installed(self, portal_id: int, fresh: bool = False) -> PortalRecord | None:
+        """The portal's database record (None without a database, or not installed); `fresh`
+        reads past the cache (the API's check of each execution)."""
         if self._store is None:
             return None
-        return await self._cached("portal", portal_id, self._store.portal)
+        return await self._cached("portal", portal_id, self._store.portal, fresh)
 
     async def known(self, portal_id: int) -> bool:
         return await self.installed(portal_id) is not None or portal_id in self._settings.portals

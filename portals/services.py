@@ -40,12 +40,14 @@ def oauth_client(settings: Settings) -> HubSpotOAuth | None:
                         settings.redirect_url, timeout_s=settings.http_timeout_s)
 
 
-async def open_services(settings: Settings, token_margin_s: float = 300.0) -> PortalServices:
+async def open_services(settings: Settings, token_margin_s: float | None = None) -> PortalServices:
+    """`token_margin_s` overrides settings.token_refresh_margin_s (tests with short tokens)."""
     store = None
     if settings.database_url:
         store = await Store.open(settings.database_url, settings.database_secrets_key or "")
     oauth = oauth_client(settings)
-    tokens = TokenManager(store, oauth, margin_s=token_margin_s) if store and oauth else None
+    margin = settings.token_refresh_margin_s if token_margin_s is None else token_margin_s
+    tokens = TokenManager(store, oauth, margin_s=margin) if store and oauth else None
     return PortalServices(directory=PortalDirectory(settings, store, tokens),
                           pacer=Pacer(store if store is not None else LocalLimiter()),
                           store=store, oauth=oauth, tokens=tokens)
