@@ -159,9 +159,22 @@ async def postgres_url() -> AsyncIterator[str | None]:
     the end; None when PostgreSQL is not reachable (the tests that need it skip, saying why)."""
     import secrets
 
+    import asyncpg
+
     name = f"kleer_test_{secrets.token_hex(4)}"
     try:
-        await _postgres_admin([f'CREATE DATABASE "{name}"'])
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            # Databases of sessions killed before their teardown: unused and hours old.
+            for (stale,) in await admin.fetch(
+                    "SELECT datname FROM pg_database d WHERE datname LIKE 'kleer\\_test\\_%' "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) "
+                    "AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification "
+                    "< now() - interval '2 hours'"):
+                await admin.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
     except Exception as error:  # unreachable, refused, not running: the tests skip
         logging.getLogger(__name__).warning("PostgreSQL not reachable at %s: %s", POSTGRES_ADMIN_DSN, error)
         yield None
