@@ -65,11 +65,14 @@ def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str | URL, *, timeout_s: float, pooled: bool = True) -> AsyncEngine:
+def make_engine(url: str | URL, *, timeout_s: float, wait_s: float | None = None,
+                pooled: bool = True) -> AsyncEngine:
     """An engine with connection checks (`pool_pre_ping`: a dropped pooled connection is replaced
-    before use), bounded waits (`timeout_s` to connect, for a pooled connection, per statement,
-    and for SQLite's lock) and SQL parameters kept out of logs and exception messages."""
+    before use), bounded waits (`timeout_s` to connect and for a pooled connection; `wait_s`,
+    default the same, per statement and for SQLite's write lock) and SQL parameters kept out of
+    logs and exception messages."""
     url = database_url(url)
+    wait_s = timeout_s if wait_s is None else wait_s
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if pooled:
         kwargs["pool_timeout"] = timeout_s
@@ -78,10 +81,10 @@ def make_engine(url: str | URL, *, timeout_s: float, pooled: bool = True) -> Asy
 
         kwargs["poolclass"] = NullPool
     if url.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {"timeout": timeout_s, "command_timeout": timeout_s,
+        kwargs["connect_args"] = {"timeout": timeout_s, "command_timeout": wait_s,
                                   "server_settings": {"application_name": "kleer-hubspot"}}
     else:
-        kwargs["connect_args"] = {"timeout": timeout_s}  # sqlite3's busy timeout
+        kwargs["connect_args"] = {"timeout": wait_s}  # sqlite3's busy timeout
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         _sqlite_setup(engine)

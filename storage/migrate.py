@@ -68,9 +68,10 @@ def _upgrade(connection: Connection) -> tuple[str | None, str | None]:
     return before, _current(connection)
 
 
-async def upgrade(url: str | URL, *, timeout_s: float = MIGRATION_TIMEOUT_S) -> str | None:
-    """Upgrade the database to head under the migration lock; the revision it is at afterwards."""
-    engine = make_engine(url, timeout_s=timeout_s, pooled=False)
+async def upgrade(url: str | URL, *, timeout_s: float = 10.0) -> str | None:
+    """Upgrade the database to head under the migration lock; the revision it is at afterwards.
+    `timeout_s` bounds connecting; waiting for another process's migration may take longer."""
+    engine = make_engine(url, timeout_s=timeout_s, wait_s=MIGRATION_TIMEOUT_S, pooled=False)
     try:
         with unavailable_as("migrating the schema"):
             async with engine.execution_options(**{WRITE: True}).begin() as connection:

@@ -103,7 +103,7 @@ class Store:
         if sql_log.level == logging.NOTSET:
             sql_log.setLevel(logging.WARNING)
         if migrate:
-            await migrations.upgrade(parsed)
+            await migrations.upgrade(parsed, timeout_s=timeout_s)
         else:
             await migrations.check(parsed, timeout_s=timeout_s)
         return cls(make_engine(parsed, timeout_s=timeout_s), box)

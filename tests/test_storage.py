@@ -363,12 +363,15 @@ def test_operators_commands(tmp_path) -> None:
 
 class CuttableProxy:
     """A TCP proxy to PostgreSQL that a test can cut (listener closed, every connection reset) and
-    bring back on the same port: a database that goes away and returns, as a network fault would."""
+    bring back on the same port, or freeze (connections stay open, nothing answers): a database
+    that goes away or hangs, and returns, as network faults do."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port, self.port = target_port, 0
         self.server: asyncio.Server | None = None
         self.transports: set[asyncio.BaseTransport] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -393,6 +396,7 @@ class CuttableProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await self.flowing.wait()  # frozen: bytes are held, nothing answers
                     dst.write(data)
                     await dst.drain()
             except OSError:
@@ -410,7 +414,7 @@ async def test_a_cut_postgres_connection_is_unavailable_then_recovers(postgres_u
     proxy = CuttableProxy(real.port or 5432)
     await proxy.start()
     url = real.set(port=proxy.port)
-    store = await Store.open(url.render_as_string(hide_password=False), DATABASE_SECRETS_KEY, timeout_s=2)
+    store = await Store.open(url.render_as_string(hide_password=False), DATABASE_SECRETS_KEY, timeout_s=1)
     try:
         await install(store, 777)
         await store.set_kleer_credentials(777, 5, KLEER_KEY)
@@ -437,6 +441,16 @@ async def test_a_cut_postgres_connection_is_unavailable_then_recovers(postgres_u
         await proxy.start()
         assert (await store.oauth_tokens(777)).access_token == ACCESS
         assert await store.claim_refresh(777, "after", 5)
+
+        # A database that stops answering (connections open, no bytes back): a timeout, reported
+        # as StorageUnavailable within the configured bound, then it works again.
+        proxy.flowing.clear()
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="database unavailable"):
+            await store.portal(777)
+        assert time.monotonic() - started < 4
+        proxy.flowing.set()
+        assert (await store.portal(777)).status == "connected"
     finally:
         await store.close()
         if proxy.server is not None:
@@ -448,6 +462,21 @@ async def test_unreachable_database_is_unavailable_on_open() -> None:
     with pytest.raises(StorageUnavailable, match="ConnectionRefused"):
         await Store.open("postgresql://root@127.0.0.1:9/nothing", DATABASE_SECRETS_KEY, timeout_s=2)
     assert time.monotonic() - started < 5
+
+
+async def test_a_silent_database_times_out_as_unavailable_on_open() -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, reads, never answers (a hung server or a black hole)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(StorageUnavailable, match="TimeoutError"):
+            await Store.open(f"postgresql://root@127.0.0.1:{port}/x", DATABASE_SECRETS_KEY, timeout_s=0.5)
+        assert time.monotonic() - started < 3
+    finally:
+        server.close()
 
 
 async def test_a_locked_sqlite_file_is_unavailable_until_released(tmp_path) -> None:
