@@ -3,6 +3,10 @@
     python -m storage upgrade     # migrate to the newest schema (processes also do it on start)
     python -m storage current     # the schema revision the database is at, and the newest known
     python -m storage reencrypt   # after prepending a new DATABASE_SECRETS_KEY: re-encrypt secrets
+    python -m storage revision -m "add x"   # developers: a new, empty migration file to fill in
+
+The newest schema is what storage/schema.py says; tests/test_storage.py fails while a migration
+for a change there is missing.
 
 Exit status: 0 done, 1 the database is unreachable (retry), 2 configuration error.
 """
@@ -20,9 +24,12 @@ from storage.db import StorageUnavailable, safe_url
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["upgrade", "current", "reencrypt"])
+    parser.add_argument("command", choices=["upgrade", "current", "reencrypt", "revision"])
     parser.add_argument("--url", help="database URL (default: DATABASE_URL)")
+    parser.add_argument("-m", "--message", help="revision: what the migration does")
     args = parser.parse_args(argv)
+    if args.command == "revision":
+        return _revision(args.message)
     url = args.url or os.environ.get("DATABASE_URL", "").strip()
     if not url:
         print("configuration error: set DATABASE_URL (postgresql://user:password@host:5432/db or "
@@ -36,6 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+
+
+def _revision(message: str | None) -> int:
+    """A new migration file after the head, numbered like the others (0002, 0003, ...)."""
+    from alembic import command
+
+    if not message:
+        print("configuration error: revision needs -m \"what the migration does\"", file=sys.stderr)
+        return 2
+    head = migrate.head()
+    script = command.revision(migrate.alembic_config(), message=message,
+                              rev_id=f"{int(head) + 1:04d}" if head.isdigit() else None)
+    print(f"new migration: {script.path}")  # type: ignore[union-attr]
+    return 0
 
 
 async def _run(command: str, url: str) -> int:
