@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 import telemetry
+import web.app as web
 from actions import ACTIONS
 from codec_server import codec_endpoint
 from hubspot_api.models import ExecutionRequest
@@ -232,6 +233,10 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
     ]
     if settings.payload_key:
         routes.append(Route("/codec/{op:str}", codec_endpoint(settings), methods=["POST", "OPTIONS"]))
+    # The install link, OAuth callback and settings pages (web/): only with a database and an
+    # OAuth client. They keep their own sessions (SessionMiddleware), CSRF checks and headers.
+    if web.enabled(settings, services):
+        routes += web.web_routes(settings, lambda: state["services"], lambda: state["client"])
     return Starlette(routes=routes, lifespan=lifespan)
 
 

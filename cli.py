@@ -52,7 +52,15 @@ def cmd_simulators(args: argparse.Namespace) -> None:
 
 async def _dev(args: argparse.Namespace, settings, notes: list[str], keep_api_urls: bool) -> None:
     from local.demo import run_demo
-    from local.stack import DEMO_PORTAL, LocalStack, StackPorts
+    from local.stack import (
+        DEMO_INSTALL_PORTAL,
+        DEMO_KLEER_COMPANY,
+        DEMO_KLEER_KEY,
+        DEMO_PORTAL,
+        DEMO_USER_EMAIL,
+        LocalStack,
+        StackPorts,
+    )
 
     state_dir = Path(args.state_dir)
     ports = StackPorts(temporal=args.temporal_port, temporal_ui=args.ui_port,
@@ -74,6 +82,19 @@ Local stack is up (all on 127.0.0.1):
   Metrics      http://{s.metrics_bind}/metrics  (Prometheus)
 Settings come from the environment, as for `api` and `worker`; local defaults used:{defaults or " none"}
 """, flush=True)
+        install = stack.install_url()
+        if install:
+            from storage.db import safe_url
+
+            base = install.removesuffix("/install")
+            print(f"""Install the app (OAuth, the HubSpot simulator plays HubSpot):
+  Install link {install}
+               signed in at HubSpot as {DEMO_USER_EMAIL}, who may install into portals {DEMO_PORTAL}
+               and {DEMO_INSTALL_PORTAL} (not installed yet: try it)
+  Settings     {base}/settings  (after installing: {base}/settings/portals/{DEMO_INSTALL_PORTAL})
+               Kleer simulator credentials to connect: company {DEMO_KLEER_COMPANY}, API key {DEMO_KLEER_KEY}
+  Database     {safe_url(s.database_url or '')}
+""", flush=True)
         if keep_api_urls and not args.no_demo:
             print("Demo skipped: HUBSPOT_API_BASE_URL/KLEER_API_BASE_URL point away from the "
                   "simulators, and the demo seeds the simulators.\n", flush=True)
@@ -90,6 +111,7 @@ Settings come from the environment, as for `api` and `worker`; local defaults us
 
 def cmd_dev(args: argparse.Namespace) -> None:
     from local.dev import PortsBusy, check_ports, dev_settings
+    from local.stack import dev_oauth_settings
     from temporal_client import run
 
     _logging("WARNING")
@@ -101,6 +123,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
         metrics_bind = os.environ.get("METRICS_BIND") or "127.0.0.1:9464"
     settings, notes = dev_settings(os.environ, state_dir, args.ui_port, metrics_bind)
     keep_api_urls = bool(os.environ.get("HUBSPOT_API_BASE_URL") or os.environ.get("KLEER_API_BASE_URL"))
+    settings, oauth_notes = dev_oauth_settings(os.environ, state_dir, settings, args.api_port,
+                                               args.ui_port, keep_api_urls)
+    notes += oauth_notes
     wanted = {"Temporal dev server": args.temporal_port, "Temporal UI": args.ui_port,
               "API": args.api_port, "HubSpot simulator": args.hubspot_port,
               "Kleer simulator": args.kleer_port, "metrics": int(metrics_bind.rsplit(":", 1)[1])}

@@ -9,16 +9,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from api import create_app
 from local.temporal_server import DevServer, free_port
+from oauth.scopes import required_scope_names
 from portals.services import open_services
 from settings import PortalCredentials, Settings
 from simulators.common import ServerThread
@@ -34,6 +38,12 @@ DEMO_HUBSPOT_TOKEN = "demo-hubspot-token"
 DEMO_KLEER_COMPANY = 1
 DEMO_KLEER_KEY = "demo-kleer-key"
 DEMO_CLIENT_SECRET = "demo-client-secret"
+# The OAuth side of the local stack (the HubSpot simulator plays HubSpot): the demo app's client
+# id, a demo HubSpot user who may install it into the demo portal and into a second portal that
+# is not installed yet (try the install link on it), and that portal.
+DEMO_CLIENT_ID = "demo-client-id"
+DEMO_USER_ID, DEMO_USER_EMAIL = 4242, "admin@demo.example"
+DEMO_INSTALL_PORTAL = 54321
 
 
 @dataclass
@@ -182,6 +192,7 @@ class LocalStack:
                 hubspot_rate_limit=self.hubspot_rate_limit[0],
                 hubspot_rate_window_s=self.hubspot_rate_limit[1] / 1000)},
         )
+        self.settings = self._oauth_posture(self.settings, hubspot.url)
         # One database, OAuth client and pacer for the in-process worker and API, as two
         # processes of a deployment share one database.
         self.services = await open_services(self.settings, self.token_margin_s)
@@ -192,6 +203,38 @@ class LocalStack:
                                              self.ports.api)
         self.hubspot_url, self.kleer_url = hubspot.url, kleer.url
         return self
+
+    def _oauth_posture(self, settings: Settings, hubspot_url: str) -> Settings:
+        """With an OAuth client id: HubSpot's side is the simulator's (its authorize page, the app
+        registered with our redirect URL and scopes, the demo user), the redirect URL is this
+        API's, and sessions are signed (with a key made now unless one is given)."""
+        if not settings.hubspot_client_id:
+            return settings
+        changes: dict = {}
+        if not settings.session_secret:
+            changes["session_secret"] = secrets.token_urlsafe(32)
+        if not settings.temporal_ui_url and self.ports.temporal_ui:
+            changes["temporal_ui_url"] = f"http://localhost:{self.ports.temporal_ui}"
+        if not (settings.oauth_redirect_url or settings.public_base_url):
+            if not self.ports.api:
+                self.ports.api = free_port()  # HubSpot must know it before the API starts
+            changes["oauth_redirect_url"] = f"http://127.0.0.1:{self.ports.api}/oauth/callback"
+        if not self.keep_api_urls:
+            if settings.hubspot_authorize_url == Settings.hubspot_authorize_url:
+                changes["hubspot_authorize_url"] = hubspot_url + "/oauth/authorize"
+        settings = replace(settings, **changes)
+        if not self.keep_api_urls:
+            self.hubspot.configure_app(settings.hubspot_client_id or "", settings.hubspot_client_secret,
+                                       [settings.redirect_url], required_scope_names())
+            self.hubspot.add_user(DEMO_USER_ID, DEMO_USER_EMAIL, [DEMO_PORTAL, DEMO_INSTALL_PORTAL])
+        return settings
+
+    def install_url(self) -> str | None:
+        """The install link (on the redirect URL's origin, so the sign-in's cookie comes back)."""
+        if not (self.settings.hubspot_client_id and self.services and self.services.store):
+            return None
+        parts = urlsplit(self.settings.redirect_url)
+        return f"{parts.scheme}://{parts.netloc}/install"
 
     async def __aexit__(self, *exc: object) -> None:
         try:
@@ -252,3 +295,52 @@ class LocalStack:
 
     def action_url(self, action: str) -> str:
         return f"{self.api.url}/hubspot/actions/{action}"
+
+
+# --- the local stack's database and OAuth defaults (`kleer-hubspot dev`) ----------------------
+
+def state_secret(path: Path) -> str:
+    """A random secret made once in `path` (mode 0600, only for this user) and reused, so what
+    it protects (database secrets, sessions) survives restarts of the local stack."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        value = path.read_text().strip()
+        if value:
+            return value
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    return value
+
+
+def dev_oauth_settings(env: Mapping[str, str], state_dir: Path, settings: Settings, api_port: int,
+                       ui_port: int, keep_api_urls: bool) -> tuple[Settings, list[str]]:
+    """Where the environment is silent: a SQLite database in the state dir, its secrets key and
+    the session secret kept there (0600), the simulator's OAuth app, this API's redirect URL and
+    the dev server's UI for run links. Returns the settings and one note per default used."""
+    notes: list[str] = []
+    changes: dict = {}
+    if not env.get("DATABASE_URL"):
+        path = (state_dir / "kleer.db").resolve()
+        changes["database_url"] = f"sqlite+aiosqlite:///{path}"
+        notes.append(f"DATABASE_URL=sqlite:///{path} (installed portals, Kleer keys, mappings)")
+    if not env.get("DATABASE_SECRETS_KEY"):
+        changes["database_secrets_key"] = state_secret(state_dir / "database-secrets-key")
+        notes.append(f"DATABASE_SECRETS_KEY from {state_dir / 'database-secrets-key'} (made once, "
+                     "mode 0600)")
+    if not env.get("SESSION_SECRET"):
+        changes["session_secret"] = state_secret(state_dir / "session-secret")
+        notes.append(f"SESSION_SECRET from {state_dir / 'session-secret'} (made once, mode 0600)")
+    if not env.get("HUBSPOT_CLIENT_ID") and not keep_api_urls:
+        changes["hubspot_client_id"] = DEMO_CLIENT_ID
+        notes.append(f"HUBSPOT_CLIENT_ID={DEMO_CLIENT_ID} (the HubSpot simulator's OAuth app; its "
+                     "authorize page is HUBSPOT_AUTHORIZE_URL)")
+    if not (env.get("OAUTH_REDIRECT_URL") or env.get("PUBLIC_BASE_URL")):
+        changes["oauth_redirect_url"] = f"http://127.0.0.1:{api_port}/oauth/callback"
+    if not env.get("TEMPORAL_UI_URL"):
+        changes["temporal_ui_url"] = f"http://localhost:{ui_port}"
+    return replace(settings, **changes), notes
