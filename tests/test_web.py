@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -37,26 +38,33 @@ OUTSIDER, OUTSIDER_EMAIL = 7002, "outsider@elsewhere.example"
 MAIN, CSRF_PORTAL, KLEER_PORTAL, MAP_PORTAL, PROPS_PORTAL, RECONNECT_PORTAL = range(56001, 56007)
 NOT_INSTALLED, FOREIGN = 56008, 56009
 KLEER_COMPANY, KLEER_KEY = 561, "kleer-key-561-not-real"
-BROWSER_PORTAL, BROWSER_USER, BROWSER_EMAIL = 55555, 7555, "owner@portal55555.example"
-BROWSER_COMPANY, BROWSER_KEY = 555, "kleer-key-555-not-real"
 
 
-@pytest.fixture(scope="session")
-async def web_stack(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
-                    ) -> AsyncIterator[LocalStack]:
-    """A second stack on the session's Temporal server, with a database and the OAuth app (its own
-    task queue and worker), as `kleer-hubspot dev` runs it."""
-    state = tmp_path_factory.mktemp("web-stack")
+@asynccontextmanager
+async def open_web_stack(temporal_address: str, state: Path, task_queue: str
+                         ) -> AsyncIterator[LocalStack]:
+    """A stack on an existing Temporal server with a database and the OAuth app (its own task
+    queue and worker), as `kleer-hubspot dev` runs it."""
     settings = Settings(
-        task_queue="kleer-hubspot-web", hubspot_client_secret=DEMO_CLIENT_SECRET,
+        task_queue=task_queue, hubspot_client_secret=DEMO_CLIENT_SECRET,
         database_url=f"sqlite+aiosqlite:///{state / 'kleer.db'}",
         database_secrets_key=DATABASE_SECRETS_KEY, hubspot_client_id=CLIENT_ID,
         session_secret=SESSION_SECRET, session_max_age_s=3600,
         temporal_ui_url="http://localhost:8233", http_timeout_s=3, create_settle_s=2,
         step_policy=FAST, kleer_rate_limit=50,
     )
-    async with LocalStack(settings=settings, temporal_address=stack.settings.temporal_address,
+    async with LocalStack(settings=settings, temporal_address=temporal_address,
                           log_dir=state) as web:
+        yield web
+
+
+@pytest.fixture(scope="module")
+async def web_stack(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+                    ) -> AsyncIterator[LocalStack]:
+    """On the session's Temporal server: the user may install into six portals, another user
+    into FOREIGN; PROPS_PORTAL lacks the kleer_* properties."""
+    async with open_web_stack(stack.settings.temporal_address, tmp_path_factory.mktemp("web"),
+                              "kleer-hubspot-web") as web:
         hs = web.hubspot
         hs.add_portal(PROPS_PORTAL, "unused-static-token-56005", seed_kleer_properties=False)
         hs.add_user(USER, EMAIL, [MAIN, CSRF_PORTAL, KLEER_PORTAL, MAP_PORTAL, PROPS_PORTAL,

@@ -13,6 +13,8 @@ document.addEventListener("click", (event) => {
   row.querySelectorAll("[name^='rows-']").forEach((el) => {
     el.name = el.name.replace(/^rows-\d+-/, `rows-${next}-`);
     if (el.tagName === "SELECT") el.selectedIndex = 0; else el.value = "";
+    const label = el.getAttribute("aria-label");
+    if (label) el.setAttribute("aria-label", label.replace(/row \d+$/, `row ${body.rows.length + 1}`));
   });
   body.appendChild(row);
   row.querySelector("select, input").focus();
