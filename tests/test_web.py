@@ -237,6 +237,8 @@ async def test_every_post_needs_the_session_csrf_token(web_stack: LocalStack,
             assert answer.status_code == 403, (path, token)
             assert "Form expired" in answer.text and "nothing was changed" in answer.text
     assert await web_stack.services.store.kleer_credentials(CSRF_PORTAL) is None
+    huge = await browser.post(base + "/kleer", data={**form, "csrf": csrf, "pad": "x" * 300_000})
+    assert huge.status_code == 413 and "nothing was changed" in huge.text
     assert (await browser.get(base)).status_code == 200  # still signed in
     # The token belongs to the session: another session's token does not work.
     async with httpx.AsyncClient(base_url=web_stack.api.url) as other:

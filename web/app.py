@@ -79,6 +79,7 @@ HERE = Path(__file__).resolve().parent
 PATHS = ("/install", "/oauth/callback", "/signout", "/settings", "/settings/{rest:path}")
 SESSION_COOKIE = "kleer_settings"
 STATE_TTL_S = 600  # an install link's state is good for 10 minutes (HubSpot's codes live as long)
+MAX_FORM_BYTES = 256 * 1024
 BLANK_ROWS = 2  # empty mapping rows under the saved ones (more with "Add a row")
 KINDS = ("client", "project")
 KIND_TITLES = {"client": "Clients (from companies)", "project": "Projects (from deals)"}
@@ -183,6 +184,10 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
 
     async def form_of(request: Request) -> dict[str, str]:
         """The POSTed form after the CSRF check (403 without the session's token)."""
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            raise PageError(413, "Form too large", "This form is larger than the settings pages "
+                            f"accept ({MAX_FORM_BYTES // 1024} KB); nothing was changed.")
         async with request.form(max_files=0, max_fields=1000) as form:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
         sent, expected = fields.get("csrf", ""), request.session.get("csrf")
@@ -266,6 +271,7 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
             session.update(user_id=info.user_id, since=time.time(), portals=[])
             csrf_token(request)
         session["email"] = info.user
+        session["since"] = time.time()  # proven again just now
         session["portals"] = sorted({*session.get("portals", []), info.hub_id})
         log.info("portal %s installed by user %s", info.hub_id, info.user_id)
         missing = [s for s in required_scope_names() if s not in info.scopes]
@@ -373,6 +379,8 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
         store = services().store
         (properties, property_problems), stored, (runs, runs_error) = await asyncio.gather(
             properties_of(record), store.mappings(portal_id), runs_of(portal_id))
+        if property_problems and record.status == "connected":
+            record = await portal_record(portal_id)  # a refused refresh disconnects it meanwhile
         checks = []
         for prop in PROPERTIES:
             listing = properties.get(prop.object_type)
