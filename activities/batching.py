@@ -40,15 +40,20 @@ class BatchStats:
 
 class Coalescer(Generic[I, R]):
     def __init__(self, send: SendBatch, max_batch: int = 100, max_in_flight: int = 2,
-                 stats: BatchStats | None = None, weight: Callable[[I], int] | None = None) -> None:
+                 stats: BatchStats | None = None, weight: Callable[[I], int] | None = None,
+                 gate: Callable[[], Awaitable[None]] | None = None) -> None:
         """`weight`: how many of the batch's `max_batch` places an item takes (a group of
-        line items takes one per line item); 1 each by default."""
+        line items takes one per line item); 1 each by default. `gate`: awaited before a
+        batch takes its items (the portal's turn under its rate limit), so whatever queued up
+        while waiting goes out in that batch."""
         self._send = send
+        self._gate = gate
         self._weight = weight or (lambda item: 1)
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: list[tuple[I, asyncio.Future[R]]] = []
         self._in_flight = 0
+        self._waiting = 0  # flights waiting at the gate (they take their items after it)
         self._tasks: set[asyncio.Task] = set()
         self.stats = stats or BatchStats()
 
@@ -71,16 +76,35 @@ class Coalescer(Generic[I, R]):
         return batch
 
     def _kick(self) -> None:
-        while self._pending and self._in_flight < self._max_in_flight:
-            batch = [(item, done) for item, done in self._take() if not done.cancelled()]
-            if not batch:
-                continue
+        while len(self._pending) > self._waiting and self._in_flight < self._max_in_flight:
             self._in_flight += 1
-            task = asyncio.create_task(self._run(batch))
+            self._waiting += 1
+            task = asyncio.create_task(self._run())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+    async def _run(self) -> None:
+        try:
+            if self._gate is not None:
+                await self._gate()
+        except BaseException as exc:  # no turn (cancelled, limiter down): fail what would go
+            self._waiting -= 1
+            batch = self._take()
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            self._in_flight -= 1
+            self._kick()
+            return
+        self._waiting -= 1
+        batch = [(item, done) for item, done in self._take() if not done.cancelled()]
+        if not batch:
+            self._in_flight -= 1
+            self._kick()
+            return
+        await self._send_batch(batch)
+
+    async def _send_batch(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         size = sum(self._weight(item) for item, _ in batch)
         self.stats.calls += 1
         self.stats.items += size

@@ -64,12 +64,17 @@ class HubSpotActivities:
         if portal_id not in self._calls:
             access = await self._directory.hubspot(portal_id)
 
+            key = f"hubspot:{portal_id}"
+
             async def pace() -> None:
-                await self._pacer.wait(f"hubspot:{portal_id}", access.limit)
+                await self._pacer.wait(key, access.limit)
+
+            async def turn() -> None:
+                await self._pacer.take_turn(key, access.limit)
 
             client = HubSpotClient(self._settings.hubspot_base_url, access.token,
                                    observe=self._metrics, pace=pace, http=self._http)
-            self._calls[portal_id] = PortalCalls(client, self.stats)
+            self._calls[portal_id] = PortalCalls(client, self.stats, turn)
         return self._calls[portal_id]
 
     async def aclose(self) -> None:

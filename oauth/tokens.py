@@ -87,7 +87,13 @@ class TokenManager:
                 return stored
             owner = f"{self._me}:{uuid.uuid4().hex[:8]}"
             if await self._store.claim_refresh(portal_id, owner, self._lease_s):
-                return await self._refresh(portal_id, owner, stored)
+                # Another process may have stored new tokens and released the lease between our
+                # read and our claim: look once more before refreshing a second time.
+                again = await self._store.oauth_tokens(portal_id)
+                if again is not None and self._fresh(again) and again.access_token != refused:
+                    await self._store.release_refresh(portal_id, owner)
+                    return again
+                return await self._refresh(portal_id, owner, again or stored)
             if time.monotonic() > deadline:  # a holder that never finishes: retried by Temporal
                 raise ServiceError("HubSpot", f"waited {self._lease_s * 2:.0f} s for another "
                                               f"process to refresh portal {portal_id}'s token")

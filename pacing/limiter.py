@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
+
+# Turns already taken for the next call(s) of this task (Pacer.take_turn): a batch waits for its
+# turn before it takes the queued items, and its first HTTP call then goes out without waiting.
+_prepaid: ContextVar[int] = ContextVar("prepaid_turns", default=0)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,17 @@ class Pacer:
         self._limiter = limiter
         self.waited_s = 0.0
 
+    async def take_turn(self, key: str, limit: RateLimit) -> None:
+        """Wait for a turn now for the next call this task makes (see `wait`). Batching waits
+        here before taking the items queued for its call, so the items that arrived while it
+        waited go out with it, instead of waiting for the next turn."""
+        await self.wait(key, limit)
+        _prepaid.set(_prepaid.get() + 1)
+
     async def wait(self, key: str, limit: RateLimit) -> None:
+        if (turns := _prepaid.get()) > 0:
+            _prepaid.set(turns - 1)
+            return
         while True:
             delay = await self._limiter.acquire(key, limit.rate_per_s, limit.burst)
             if delay <= 0:

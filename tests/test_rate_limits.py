@@ -1,5 +1,6 @@
-"""Per-portal pacing: HubSpot activities run on the portal's rate-limited task queue, so a burst
-stays under the portal's limit and does not delay another portal."""
+"""Bursts on one portal: HubSpot calls are coalesced into batch calls, paced under the portal's
+limit by a limiter every worker process shares (the database's), one bad record in a batch fails
+only its own execution, and another portal is not held up."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from activities.hubspot_calls import PortalCalls
+from hubspot_api.client import HubSpotClient
 from local.stack import (
     DEMO_CLIENT_SECRET,
     DEMO_HUBSPOT_TOKEN,
@@ -16,56 +19,126 @@ from local.stack import (
     DEMO_KLEER_KEY,
     LocalStack,
 )
+from service_errors import ServiceError
 from settings import PortalCredentials, Settings, StepPolicy
+from simulators.common import ServerThread
 from simulators.driver import HubSpotDriver
+from simulators.hubspot import HubSpotState, create_hubspot_app
+from tests.conftest import DATABASE_SECRETS_KEY
 
 BUSY, QUIET = 12345, 888
-LIMIT = 20  # per 10 s: budget 1.8 calls/s, of which 0.9/s for activities, callbacks every 1.1 s
+LIMIT = 20  # per 10 s: paced at 1.8 calls/s for all processes together
 
 
 @pytest.fixture(scope="module")
-async def paced_stack() -> AsyncIterator[LocalStack]:
+async def paced_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalStack]:
+    state = tmp_path_factory.mktemp("paced")
     settings = Settings(
         task_queue="kleer-hubspot-pacing", http_timeout_s=3,
-        step_policy=StepPolicy(start_to_close_s=10, initial_retry_s=0.2, max_retry_s=2),
+        # The limiter all processes share: a database (a SQLite file here).
+        database_url=f"sqlite+aiosqlite:///{state / 'kleer.db'}",
+        database_secrets_key=DATABASE_SECRETS_KEY,
+        step_policy=StepPolicy(start_to_close_s=30, initial_retry_s=0.2, max_retry_s=2),
         portals={
             BUSY: PortalCredentials(BUSY, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY, DEMO_KLEER_KEY,
                                     hubspot_rate_limit=LIMIT),
             QUIET: PortalCredentials(QUIET, "quiet-token", 2, "quiet-key"),
         },
     )
-    async with LocalStack(settings=settings, hubspot_rate_limit=(LIMIT, 10_000)) as stack:
+    async with LocalStack(settings=settings, hubspot_rate_limit=(LIMIT, 10_000), run_worker=False,
+                          log_dir=state) as stack:
         stack.hubspot.add_portal(QUIET, "quiet-token")
         stack.kleer.add_company(2, "quiet-key")
         yield stack
 
 
-async def test_burst_is_paced_under_the_limit_and_other_portal_is_not_starved(paced_stack):
+@pytest.fixture
+async def two_workers(paced_stack, tmp_path):
+    workers = [paced_stack.spawn_worker(tmp_path / f"worker-{n}.log") for n in range(2)]
+    yield workers
+    for worker in workers:
+        worker.terminate()
+        worker.wait()
+
+
+async def _run(stack: LocalStack, driver: HubSpotDriver, portal: int, company: str) -> dict:
+    delivery = await driver.execute(portal, "COMPANY", int(company), {"name": f"C{company}"},
+                                    action_url=stack.action_url("create-client"))
+    return await driver.wait_for_completion(delivery.callback_id, timeout_s=120, poll_s=0.1)
+
+
+async def test_burst_on_two_workers_is_batched_and_paced_under_the_limit(paced_stack, two_workers):
     stack = paced_stack
-    busy = [stack.hubspot.create_object(BUSY, "companies", {"name": f"B{i}"}) for i in range(6)]
-    quiet = [stack.hubspot.create_object(QUIET, "companies", {"name": f"Q{i}"}) for i in range(3)]
+    stack.hubspot.calls.clear()
+    busy = [stack.hubspot.create_object(BUSY, "companies", {"name": f"B{i}"}) for i in range(40)]
+    quiet = [stack.hubspot.create_object(QUIET, "companies", {"name": f"Q{i}"}) for i in range(2)]
     done: dict[str, float] = {}
     async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
                              stack.hubspot_url) as driver:
-        async def one(portal: int, company: str) -> None:
-            delivery = await driver.execute(portal, "COMPANY", int(company), {"name": company},
-                                            action_url=stack.action_url("create-client"))
-            out = await driver.wait_for_completion(delivery.callback_id, timeout_s=120, poll_s=0.1)
-            assert out["result"] == "created", out
+        async def one(portal: int, company: str) -> dict:
+            out = await _run(stack, driver, portal, company)
             done[f"{portal}:{company}"] = time.monotonic()
+            return out
 
-        started = time.monotonic()
         burst = [asyncio.create_task(one(BUSY, c)) for c in busy]
         await asyncio.sleep(1)
-        await asyncio.gather(*(one(QUIET, c) for c in quiet))
-        quiet_done = time.monotonic()
-        busy_done_by_then = sum(1 for k, t in done.items() if k.startswith(f"{BUSY}:"))
-        await asyncio.gather(*burst)
+        quiet_outs = await asyncio.gather(*(one(QUIET, c) for c in quiet))
+        busy_done_by_then = sum(1 for k in done if k.startswith(f"{BUSY}:"))
+        busy_outs = await asyncio.gather(*burst)
+    assert [o["result"] for o in busy_outs + quiet_outs] == ["created"] * 42
     calls = [c for c in stack.hubspot.calls.list() if c["key"] == BUSY]
-    # 6 executions x 2 paced calls at 0.9/s: the burst takes ~13 s; the quiet portal, started a
-    # second later, is done while most of the burst still waits for its turn.
-    assert busy_done_by_then < len(busy) / 2, (busy_done_by_then, quiet_done - started)
+    # 40 executions x 3 calls alone would take 120 calls (a minute at this limit): batched they
+    # need far fewer, and the quiet portal finished while the busy one was still at it.
+    assert len(calls) < 40, len(calls)
+    assert any("/batch/" in c["path"] or c["path"].endswith("/callbacks/complete") for c in calls)
+    assert busy_done_by_then < len(busy), busy_done_by_then
     assert [c for c in calls if c["status"] == 429] == []
-    # Never more than the limit in any rolling 10 s window.
+    # Two processes, one budget: never more than the limit in any rolling 10 s window.
     times = sorted(c["ts"] for c in calls)
     assert max(sum(1 for t in times if s <= t < s + 10) for s in times) <= LIMIT
+
+
+async def test_one_bad_item_in_a_batch_fails_only_its_own_caller():
+    """Per-item outcomes of every batch kind, over HTTP against the simulator: the callers'
+    items go out in one call (the gate holds the first turn until all have queued)."""
+    hs = HubSpotState()
+    hs.add_portal(1, "t")
+    with ServerThread(create_hubspot_app(hs)) as sim:
+        client = HubSpotClient(sim.url, "t")
+        everyone_queued = asyncio.Event()
+        calls = PortalCalls(client, turn=everyone_queued.wait)
+        companies = [hs.create_object(1, "companies", {"name": f"I{i}"}) for i in range(8)]
+        gone = companies[5]
+        hs.archive_object(1, "companies", gone)
+
+        async def together(*coroutines):
+            tasks = [asyncio.create_task(c) for c in coroutines]
+            await asyncio.sleep(0.05)
+            everyone_queued.set()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            everyone_queued.clear()
+            return outcomes
+
+        hs.calls.clear()
+        reads = await together(*(calls.read("companies", c, ["name"]) for c in companies))
+        assert [c["path"] for c in hs.calls.list()] == ["/crm/v3/objects/companies/batch/read"]
+        assert isinstance(reads[5], ServiceError) and reads[5].status == 404
+        assert [r.properties["name"] for i, r in enumerate(reads) if i != 5] == [
+            f"I{i}" for i in range(8) if i != 5]
+
+        hs.calls.clear()
+        updates = await together(*(calls.update("companies", c, {"kleer_id": c}) for c in companies))
+        assert [c["path"] for c in hs.calls.list()] == ["/crm/v3/objects/companies/batch/update"]
+        assert isinstance(updates[5], ServiceError) and updates[5].status == 404
+        assert [u for i, u in enumerate(updates) if i != 5] == [None] * 7
+
+        hs.calls.clear()
+        groups = [[{"properties": {"name": f"L{g}-{n}", "price": "10"}} for n in range(2)]
+                  for g in range(6)]
+        groups[4][1]["properties"]["price"] = "12,50"  # HubSpot refuses the whole batch (400)
+        created = await together(*(calls.create("line_items", g) for g in groups))
+        assert isinstance(created[4], ServiceError) and created[4].status == 400
+        assert [c for i, c in enumerate(created) if i != 4] == [[]] * 5
+        names = {r["properties"]["name"] for r in hs.find_objects(1, "line_items")}
+        assert names == {f"L{g}-{n}" for g in range(6) if g != 4 for n in range(2)}
+        await client.aclose()
