@@ -101,8 +101,10 @@ def parse_execution(body: bytes) -> ExecutionRequest:
                          detail=exc.errors(include_url=False, include_input=False)) from None
 
 
-def _error(status: int, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"status": "error", "message": message, **extra}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None,
+           **extra: object) -> JSONResponse:
+    return JSONResponse({"status": "error", "message": message, **extra}, status_code=status,
+                        headers=headers)
 
 
 def _signed_uri(request: Request, settings: Settings) -> str:
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         return response
 
     state: dict[str, Any] = {"client": client} if client else {}
+    starting = [0]  # workflow starts in flight in this process (the overload bound)
     if services is not None:
         state["services"] = services
 
@@ -202,6 +205,12 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         context = {"callback_id": execution.callbackId, "workflow_id": wf_id, "action": key,
                    "portal_id": run.portal_id}
         outcome = "started"
+        if starting[0] >= settings.max_starts_in_flight:
+            # Overloaded: say so at once instead of answering in 10+ s (HubSpot would time out
+            # and re-send, adding load). HubSpot retries a 429 after Retry-After; nothing is lost.
+            return answer(_error(429, "too many executions at once; retry shortly",
+                                 headers={"Retry-After": "2"}), key, "overloaded")
+        starting[0] += 1
         try:
             await state["client"].start_workflow(
                 WORKFLOWS[key].run, run, id=wf_id, task_queue=settings.task_queue,
@@ -209,8 +218,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
                 search_attributes=run.search_attributes() if settings.search_attributes else None,
                 static_summary=run.summary(),
             )
-            log.info("started %s for %s %s (%s)", key, run.object_type, run.object_id, wf_id,
-                     extra=context)
+            log.debug("started %s for %s %s (%s)", key, run.object_type, run.object_id, wf_id,
+                      extra=context)
         except WorkflowAlreadyStartedError:
             outcome = "duplicate"
             log.info("re-delivery of %s: workflow %s already exists", execution.callbackId, wf_id,
@@ -219,6 +228,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
             log.exception("could not start %s", wf_id, extra=context)
             # 503: HubSpot retries, and the same callbackId maps to the same workflow id.
             return answer(_error(503, "could not start the workflow; retry"), key, "unavailable")
+        finally:
+            starting[0] -= 1
         return answer(JSONResponse({"outputFields": {
             "hs_execution_state": "BLOCK",
             "hs_expiration_duration": settings.callback_expiration,

@@ -63,6 +63,9 @@ class Settings:
     # looking for the record, so a request Kleer is still processing has committed by then.
     create_settle_s: float = 45.0
     max_request_bytes: int = 1_000_000
+    # Workflow starts in flight per API process beyond which executions are answered 429 with
+    # Retry-After at once (Temporal saturated: an honest answer instead of a 10 s one).
+    max_starts_in_flight: int = 64
     # Keys (newest first, comma separated) for the codec that encrypts histories (codec.py).
     payload_key: str | None = field(default=None, repr=False)
     # Who may call the codec endpoint (codec_server.py): "token" = `Authorization: Bearer
@@ -90,6 +93,8 @@ class Settings:
     max_concurrent_activities: int = 200
     # HubSpot activities mostly wait (for a batch to fill, for the portal's turn): many at once.
     hubspot_max_concurrent_activities: int = 1000
+    # Items per HubSpot batch call (HubSpot's maximum is 100); 1 turns coalescing off.
+    hubspot_max_batch: int = 100
     max_cached_workflows: int = 10_000
     # Prometheus endpoint of this process (telemetry.py), e.g. "0.0.0.0:9464"; None = off.
     metrics_bind: str | None = None
@@ -351,6 +356,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                                                integer=True)),
         max_cached_workflows=int(e.number("MAX_CACHED_WORKFLOWS", d.max_cached_workflows,
                                           minimum=0, integer=True)),
+        hubspot_max_batch=int(e.number("HUBSPOT_MAX_BATCH", d.hubspot_max_batch, minimum=1,
+                                       maximum=100, integer=True)),
+        max_starts_in_flight=int(e.number("MAX_STARTS_IN_FLIGHT", d.max_starts_in_flight,
+                                          minimum=1, integer=True)),
         hubspot_max_concurrent_activities=int(e.number(
             "HUBSPOT_MAX_CONCURRENT_ACTIVITIES", d.hubspot_max_concurrent_activities, minimum=1,
             integer=True)),

@@ -74,7 +74,8 @@ class HubSpotActivities:
 
             client = HubSpotClient(self._settings.hubspot_base_url, access.token,
                                    observe=self._metrics, pace=pace, http=self._http)
-            self._calls[portal_id] = PortalCalls(client, self.stats, turn)
+            self._calls[portal_id] = PortalCalls(client, self.stats, turn,
+                                                 self._settings.hubspot_max_batch)
         return self._calls[portal_id]
 
     async def aclose(self) -> None:

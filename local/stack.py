@@ -273,6 +273,7 @@ class LocalStack:
             env["HUBSPOT_AUTHORIZE_URL"] = s.hubspot_authorize_url
             env["OAUTH_REDIRECT_URL"] = s.redirect_url
         env["KLEER_RATE_LIMIT"] = str(s.kleer_rate_limit)
+        env["HUBSPOT_MAX_BATCH"] = str(s.hubspot_max_batch)
         env["RECONNECT_RETRY_SECONDS"] = str(s.reconnect_retry_s)
         env["HUBSPOT_TOKEN_REFRESH_MARGIN_SECONDS"] = str(
             s.token_refresh_margin_s if self.token_margin_s is None else self.token_margin_s)

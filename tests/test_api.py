@@ -176,3 +176,42 @@ async def test_health(stack):
     async with httpx.AsyncClient() as http:
         response = await http.get(f"{stack.api.url}/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+async def test_overload_is_answered_429_at_once_and_nothing_is_lost(stack):
+    """More starts in flight than MAX_STARTS_IN_FLIGHT: 429 with Retry-After within
+    milliseconds; HubSpot's retry then gets its workflow started (none lost)."""
+    from dataclasses import replace
+
+    from api import create_app
+
+    started: list[str] = []
+
+    class SlowTemporal:  # a saturated Temporal: every start takes a second
+        async def start_workflow(self, *args, id: str, **kwargs):
+            await asyncio.sleep(1.0)
+            started.append(id)
+
+    app = create_app(replace(stack.settings, max_starts_in_flight=2), SlowTemporal(),
+                     stack.services)
+    bodies = [execution(stack, f"cb-overload-{n}", name=f"Overload {n} AB") for n in range(6)]
+    url = "http://api.test/hubspot/actions/create-client"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        async def deliver(body: bytes) -> tuple[list[int], float]:
+            statuses, first = [], None
+            while True:
+                sent = time.monotonic()
+                answer = await http.post(url, content=body, headers={
+                    "Content-Type": "application/json", **signed_headers(SECRET, "POST", url, body)})
+                statuses.append(answer.status_code)
+                if answer.status_code != 429:
+                    return statuses, first or 0.0
+                first = first or time.monotonic() - sent
+                assert answer.headers["Retry-After"] == "2"
+                await asyncio.sleep(0.2)  # HubSpot would wait Retry-After; shortened here
+
+        results = await asyncio.gather(*(deliver(b) for b in bodies))
+    refused = [first for statuses, first in results if statuses[0] == 429]
+    assert len(refused) == 4 and max(refused) < 0.5, results  # refused at once, not after 1 s
+    assert all(statuses[-1] == 200 for statuses, _ in results)
+    assert len(started) == 6 and len(set(started)) == 6  # every execution started, once
