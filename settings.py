@@ -121,6 +121,12 @@ class Settings:
     # Signs the settings pages' session cookies; sessions expire after session_max_age_s.
     session_secret: str | None = field(default=None, repr=False)
     session_max_age_s: int = 8 * 3600
+    # The scheduled outbound sync (sync/): every portal's run interval; whether a Kleer client no
+    # company matches gets a new company (else it is reported as unmatched); how often workers
+    # check that every portal has its schedule.
+    sync_interval_s: float = 15 * 60
+    sync_create_companies: bool = False
+    sync_reconcile_s: float = 300
     # Links from the settings pages to runs, e.g. http://localhost:8233 (the dev server's UI).
     temporal_ui_url: str | None = None
 
@@ -385,6 +391,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         session_max_age_s=int(e.number("SESSION_MAX_AGE_SECONDS", d.session_max_age_s, minimum=60,
                                        integer=True, unit=seconds)),
         temporal_ui_url=e.url("TEMPORAL_UI_URL", None),
+        sync_interval_s=60 * e.number("SYNC_INTERVAL_MINUTES", d.sync_interval_s / 60, minimum=0,
+                                      inclusive=False, unit=" (minutes)"),
+        sync_create_companies=e.boolean("SYNC_CREATE_COMPANIES", d.sync_create_companies),
         step_policy=StepPolicy(
             start_to_close_s=e.number("STEP_TIMEOUT_SECONDS", p.start_to_close_s, minimum=0,
                                       inclusive=False, unit=seconds),

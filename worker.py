@@ -25,6 +25,8 @@ from pacing import LocalLimiter, Pacer
 from portals.directory import PortalDirectory
 from portals.services import PortalServices, open_services
 from settings import ConfigError, Settings, check_role, load_settings
+from sync import schedules
+from sync.activities import SyncActivities
 from telemetry import MetricsBindError, setup_logging
 from temporal_client import TemporalUnavailable, connect_with_retry, run
 from workflows import ALL_WORKFLOWS
@@ -38,11 +40,23 @@ class WorkerGroup:
 
     def __init__(self, workers: list[Worker], holders: list) -> None:
         self.workers, self._holders = workers, holders
+        self._jobs: list = []
+        self._tasks: list[asyncio.Task] = []
+
+    def background(self, job) -> None:  # a coroutine that runs while the workers run
+        self._jobs.append(job)
 
     async def run(self) -> None:
-        await asyncio.gather(*(w.run() for w in self.workers))
+        self._tasks = [asyncio.create_task(job) for job in self._jobs]
+        try:
+            await asyncio.gather(*(w.run() for w in self.workers))
+        finally:
+            for task in self._tasks:
+                task.cancel()
 
     async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
 
     async def aclose(self) -> None:
@@ -57,9 +71,10 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     services = services or PortalServices(PortalDirectory(settings), Pacer(LocalLimiter()))
     hubspot = HubSpotActivities(settings, services.directory, services.pacer)
     kleer = KleerActivities(settings, services.directory, services.pacer)
+    sync = SyncActivities(settings, services)
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
-        activities=[kleer.create, kleer.update, kleer.find_products],
+        activities=[kleer.create, kleer.update, kleer.find_products, sync.sync_page],
         max_concurrent_activities=settings.max_concurrent_activities,
         # A bulk enrollment keeps thousands of runs open at once; evicting them from the cache
         # means replaying their histories again and again (CPU, not progress).
@@ -73,7 +88,24 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
         # Mostly waiting: for a batch to fill or for the portal's turn under its rate limit.
         max_concurrent_activities=settings.hubspot_max_concurrent_activities,
     ))
-    return WorkerGroup(workers, [hubspot, kleer])
+    group = WorkerGroup(workers, [hubspot, kleer, sync])
+    if services.store is not None:  # the sync keeps its state in the database
+        group.background(reconcile_schedules(client, settings, services))
+    return group
+
+
+async def reconcile_schedules(client: Client, settings: Settings, services: PortalServices) -> None:
+    """Every portal served gets its outbound-sync schedule (sync/schedules.py), now and every
+    SYNC_RECONCILE seconds: portals installed later are picked up without a restart."""
+    while True:
+        try:
+            changed = {p: o for p, o in (await schedules.reconcile(client, settings, services)).items()
+                       if o != "unchanged"}
+            if changed:
+                log.info("outbound sync schedules: %s", changed)
+        except Exception:  # the database or Temporal briefly away: the next round tries again
+            log.exception("reconciling outbound sync schedules failed")
+        await asyncio.sleep(settings.sync_reconcile_s)
 
 
 async def run_worker(settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from actions.base import ActionContext, ActionSpec, SyncSpec, foreign_id
 from actions.fields import ActionInputs, Currency, DateInput, DeliveryType, Text, field
 from actions.rows import to_line_item, to_row
@@ -36,12 +38,38 @@ def build(ctx: ActionContext, raw: dict[str, str | None]) -> Invoice:
     )
 
 
-def hubspot_invoice(invoice: dict) -> dict[str, str]:
+# A Kleer invoice's payment state in HubSpot's own invoice status values (HubSpot's invoices
+# guide: draft, then open once it is sent; paid; voided). HubSpot shows an open invoice past its
+# hs_due_date as overdue itself, so overdue stays "open" with the due date set.
+HUBSPOT_INVOICE_STATUS = {"draft": "draft", "sent": "open", "overdue": "open", "paid": "paid",
+                          "credited": "voided"}
+
+
+def payment_state(invoice: dict, today: date | None = None) -> str:
+    """draft, sent, overdue, paid or credited, from the XSD's read-only fields: `credit-invoices`
+    (credited), `certified`/`sent`, `remaining` (öre left to pay; 0 while uncertified) and
+    `due-date`. `today` None: never overdue (workflow code, which must not read the clock)."""
+    if invoice.get("credit-invoices"):
+        return "credited"
+    if not (invoice.get("certified") or invoice.get("sent")):
+        return "draft"
+    remaining = invoice.get("remaining")
+    if remaining == 0:
+        return "paid"
+    due = invoice.get("due-date")
+    if today is not None and due and date.fromisoformat(due) < today:
+        return "overdue"
+    return "sent"
+
+
+def hubspot_invoice(invoice: dict, today: date | None = None) -> dict[str, str]:
     props = {
         "hs_currency": invoice.get("currency") or "",
         "hs_invoice_date": invoice.get("invoice-date") or "",
+        "hs_due_date": invoice.get("due-date") or "",
         "hs_number": str(invoice.get("invoice-nr") or ""),
         "hs_title": f"Kleer invoice {invoice.get('invoice-nr') or invoice['id']}",
+        "hs_invoice_status": HUBSPOT_INVOICE_STATUS[payment_state(invoice, today)],
     }
     return {k: v for k, v in props.items() if v}
 

@@ -139,6 +139,32 @@ class HubSpotClient:
         )
         return _parse(CrmObject, body, f"update {object_type}")
 
+    async def search_in(self, object_type: str, property_name: str, values: Sequence[str],
+                        properties: Sequence[str]) -> list[CrmObject]:
+        """Records whose property is one of `values` (CRM search, IN; 100 values and 200 results
+        a call, following `paging.next.after`). HubSpot compares strings ignoring case: callers
+        that need exact matches check again. Search is limited to a few calls per second."""
+        found: dict[str, CrmObject] = {}
+        for start in range(0, len(values), 100):
+            chunk = list(dict.fromkeys(values[start:start + 100]))
+            after: str | None = None
+            while True:
+                body: dict[str, Any] = {
+                    "filterGroups": [{"filters": [{"propertyName": property_name, "operator": "IN",
+                                                   "values": chunk}]}],
+                    "properties": list(properties), "limit": 200}
+                if after:
+                    body["after"] = after
+                answer = await self._request("POST", f"/crm/v3/objects/{object_type}/search",
+                                             json=body)
+                for record in _results(answer, f"search {object_type}"):
+                    parsed = _parse(CrmObject, record, f"search {object_type}")
+                    found[parsed.id] = parsed
+                after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+        return list(found.values())
+
     async def batch_upsert(
         self, object_type: str, id_property: str, inputs: Sequence[tuple[str, dict[str, str]]]
     ) -> list[UpsertResult]:

@@ -31,8 +31,9 @@ class RateLimit:
 
 
 class Limiter(Protocol):
-    async def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
-        """0.0 = granted now (and counted); otherwise seconds to wait before asking again."""
+    async def acquire(self, key: str, rate_per_s: float, burst: int, reserve: int = 0) -> float:
+        """0.0 = granted now (and counted); otherwise seconds to wait before asking again.
+        `reserve`: grant only while that many units of the burst stay free for others."""
 
 
 class LocalLimiter:
@@ -41,10 +42,10 @@ class LocalLimiter:
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
 
-    async def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+    async def acquire(self, key: str, rate_per_s: float, burst: int, reserve: int = 0) -> float:
         now = time.monotonic()
         interval = 1 / rate_per_s
-        tolerance = interval * (max(burst, 1) - 1)
+        tolerance = interval * (max(burst, 1) - 1 - min(max(reserve, 0), max(burst, 1) - 1))
         tat = max(self._tat.get(key, now), now)
         if tat - now > tolerance:
             return tat - tolerance - now
@@ -59,19 +60,22 @@ class Pacer:
         self._limiter = limiter
         self.waited_s = 0.0
 
-    async def take_turn(self, key: str, limit: RateLimit) -> None:
+    async def take_turn(self, key: str, limit: RateLimit, background: bool = False) -> None:
         """Wait for a turn now for the next call this task makes (see `wait`). Batching waits
         here before taking the items queued for its call, so the items that arrived while it
         waited go out with it, instead of waiting for the next turn."""
-        await self.wait(key, limit)
+        await self.wait(key, limit, background)
         _prepaid.set(_prepaid.get() + 1)
 
-    async def wait(self, key: str, limit: RateLimit) -> None:
+    async def wait(self, key: str, limit: RateLimit, background: bool = False) -> None:
+        """`background` (the outbound sync): only when the key's budget is idle, so the actions
+        sharing it go first; a sync waits as long as a bulk enrollment keeps the budget busy."""
         if (turns := _prepaid.get()) > 0:
             _prepaid.set(turns - 1)
             return
+        reserve = limit.burst - 1 if background else 0
         while True:
-            delay = await self._limiter.acquire(key, limit.rate_per_s, limit.burst)
+            delay = await self._limiter.acquire(key, limit.rate_per_s, limit.burst, reserve)
             if delay <= 0:
                 return
             self.waited_s += delay

@@ -53,6 +53,7 @@ class HubSpotState:
         self.calls = CallLog()
         self.faults = Faults()
         self.limiter = RollingRateLimiter(*DEFAULT_RATE_LIMIT)
+        self.search_limiter = RollingRateLimiter(5, 1000)  # hubspot.md section 6: 5 searches/s
         self.lock = threading.RLock()
         self.portals: dict[int, Portal] = {}
         self.actions: dict[str, dict[str, dict[str, Any]]] = {}
@@ -210,6 +211,7 @@ class HubSpotState:
         self.calls.clear()
         self.faults.clear()
         self.limiter.reset()
+        self.search_limiter.reset()
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:

@@ -115,6 +115,18 @@ def _line_item_problems(props: dict[str, Any]) -> list[dict[str, Any]]:
     return problems
 
 
+# HubSpot's invoices guide: an invoice is created as a draft, moved to open, then paid or voided.
+INVOICE_STATUSES = ("draft", "open", "paid", "voided")
+
+
+def _invoice_problems(props: dict[str, Any]) -> list[dict[str, Any]]:
+    status = props.get("hs_invoice_status")
+    if status in (None, "") or status in INVOICE_STATUSES:
+        return []
+    return [{"isValid": False, "name": "hs_invoice_status", "error": "INVALID_OPTION",
+             "message": f"{status} was not one of the allowed options: {list(INVOICE_STATUSES)}"}]
+
+
 ALIASES = {"company": "companies", "deal": "deals", "line_item": "line_items",
            "product": "products", "invoice": "invoices", "subscription": "subscriptions"}
 
@@ -220,6 +232,8 @@ class Crm:
                     for n in props if n in COMMON_PROPERTIES]
         if object_type == "line_items":
             details += _line_item_problems(props)
+        if object_type == "invoices":
+            details += _invoice_problems(props)
         if details:
             compact = json.dumps(details, separators=(",", ":"))
             raise invalid(f"Property values were not valid: {compact}")

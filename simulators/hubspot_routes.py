@@ -104,6 +104,13 @@ def _portal_endpoint(state: HubSpotState, handler: PortalHandler) -> Callable[
         if not decision.allowed:
             headers["Retry-After"] = str(decision.retry_after_s)
             return JSONResponse(_rate_limit_body(), 429, headers=headers)
+        if request.url.path.endswith("/search"):
+            # hubspot.md section 6: search endpoints are also limited to 5 requests per second.
+            searched = state.search_limiter.hit(portal.portal_id)
+            if not searched.allowed:
+                body = {**_rate_limit_body(), "policyName": "SECONDLY",
+                        "message": "You have reached your secondly limit."}
+                return JSONResponse(body, 429, headers={**headers, "Retry-After": "1"})
         try:
             body = await _json_body(request) if request.method in ("POST", "PATCH", "PUT") \
                 else None
@@ -209,6 +216,60 @@ def create_object(request: Request, portal: Portal, body: Any) -> Result:
     links = _inline_associations(object_type, body.get("associations"))
     record = portal.crm.create(object_type, body.get("properties") or {}, links)
     return 201, portal.crm.render(object_type, record)
+
+
+SEARCH_OPERATORS = ("EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY")
+
+
+def _search_matches(record: dict, flt: dict) -> bool:
+    """One filter of HubSpot's CRM search; string comparisons ignore case, as HubSpot's do."""
+    value = record["properties"].get(flt["propertyName"])
+    text = None if value in (None, "") else str(value).lower()
+    operator = flt["operator"]
+    if operator == "HAS_PROPERTY":
+        return text is not None
+    if operator == "NOT_HAS_PROPERTY":
+        return text is None
+    if operator in ("IN", "NOT_IN"):
+        found = text in {str(v).lower() for v in flt["values"]}
+        return found if operator == "IN" else not found
+    equal = text == str(flt["value"]).lower()
+    return equal if operator == "EQ" else not equal
+
+
+def search(request: Request, portal: Portal, body: Any) -> Result:
+    """CRM search (developers.hubspot.com/docs/api-reference/.../crm/search-the-crm): filter
+    groups ORed, filters ANDed (at most 5 groups, 25 filters, 10 per group, per HubSpot's
+    2024-08 changelog), at most 200 results a page, `after` paging, 10,000 results in all."""
+    object_type = _type(request)
+    body = body if isinstance(body, dict) else {}
+    groups = body.get("filterGroups") or []
+    if not isinstance(groups, list) or len(groups) > 5 or \
+            sum(len(g.get("filters") or []) for g in groups) > 25 or \
+            any(len(g.get("filters") or []) > 10 for g in groups):
+        raise invalid("at most 5 filterGroups, 10 filters per group and 25 filters in all")
+    for group in groups:
+        for flt in group.get("filters") or []:
+            if flt.get("operator") not in SEARCH_OPERATORS or not flt.get("propertyName"):
+                raise invalid(f"filter {flt!r}: operator must be one of {SEARCH_OPERATORS}")
+            if flt["operator"] in ("IN", "NOT_IN") and (
+                    not isinstance(flt.get("values"), list) or len(flt["values"]) > 100):
+                raise invalid("IN/NOT_IN filters need `values`, a list of at most 100")
+    limit = int(body.get("limit", 10))
+    after = int(body.get("after") or 0)
+    if not 1 <= limit <= 200:
+        raise invalid("limit must be between 1 and 200")
+    if after + limit > 10_000:
+        raise invalid("search results are limited to 10,000 per query")
+    records = [r for _, r in sorted(portal.crm.objects[object_type].items(), key=lambda x: int(x[0]))
+               if not r["archived"] and (not groups or any(
+                   all(_search_matches(r, f) for f in g.get("filters") or []) for g in groups))]
+    properties = body.get("properties") or list(DEFAULT_READ[object_type])
+    page = [portal.crm.render(object_type, r, properties) for r in records[after:after + limit]]
+    out: dict[str, Any] = {"total": len(records), "results": page}
+    if after + limit < len(records):
+        out["paging"] = {"next": {"after": str(after + limit)}}
+    return 200, out
 
 
 def batch(request: Request, portal: Portal, body: Any) -> Result:
@@ -593,6 +654,7 @@ def routes(state: HubSpotState) -> list[Route]:
     return [
         portal(objects, create_object, "POST"),
         portal(objects + "/batch/{op}", batch, "POST"),
+        portal(objects + "/search", search, "POST"),
         portal(objects + "/{object_id}", get_object, "GET"),
         portal(objects + "/{object_id}", update_object, "PATCH"),
         portal(objects + "/{object_id}", archive_object, "DELETE"),

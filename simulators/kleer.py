@@ -13,6 +13,7 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from starlette.applications import Starlette
@@ -142,6 +143,30 @@ class KleerState:
 
     def set_rate_limit(self, max_requests: int, window_ms: int) -> None:
         self.limiter.configure(max_requests, window_ms)
+
+    def set_invoice_state(self, company_id: int, invoice_id: int, state: str,
+                          paid_on: str | None = None) -> dict[str, Any]:
+        """Move an invoice on as Kleer users do: "sent" (certified and sent: `remaining` is the
+        total), "paid" (`remaining` 0, `last-payment-date`), "credited" (a credit invoice
+        refers to it, in `credit-invoices`). Overdue follows from `due-date`."""
+        with self.lock:
+            invoice = self.find(company_id, "invoice", invoice_id)
+            total = sum(round(float(r.get("quantity", 1)) * r.get("price", 0))
+                        for r in invoice.get("rows", []))
+            if state == "sent":
+                invoice.update(certified=True, sent=True, remaining=total)
+            elif state == "paid":
+                invoice.update(certified=True, sent=True, remaining=0,
+                               **{"last-payment-date": paid_on or date.today().isoformat()})
+            elif state == "credited":
+                credit_id = self.create(company_id, "invoice", {
+                    "client-ref": invoice["client-ref"], "invoice-date": date.today().isoformat(),
+                    "currency": invoice.get("currency", "SEK"), "rows": [],
+                    "debit-invoice-nr": invoice.get("invoice-nr")})
+                invoice["credit-invoices"] = [{"id": credit_id}]
+            else:
+                raise ValueError(f"state must be sent, paid or credited, not {state!r}")
+            return deep(invoice)
 
     def set_behaviour(self, **switches: Any) -> KleerBehaviour:
         """Change switches of `KleerBehaviour` (tests, `/_sim/behaviour`); returns the old ones."""
@@ -308,9 +333,15 @@ async def create_invoice(request: Request, state: KleerState, cid: int) -> Any:
     body = await _body(request)
     with state.lock:
         record = v.invoice(body, state.exists(cid, "client"), state.exists(cid, "product"))
+        client = state.find(cid, "client", record["client-ref"]["id"])
         if "invoice-address" not in record:
-            client = state.find(cid, "client", record["client-ref"]["id"])
             record["invoice-address"] = deep(client.get("address", {}))
+        # Read-only fields of the XSD's client-invoice: not certified or sent yet, `remaining` 0
+        # "for non certified invoices", due date from the client's payment days.
+        days = client.get("payment-days", 30)
+        record.update({"due-date": (date.fromisoformat(record["invoice-date"])
+                                    + timedelta(days=days)).isoformat(),
+                       "certified": False, "sent": False, "remaining": 0})
         return {"id": state.create(cid, "invoice", record)}
 
 
@@ -420,6 +451,17 @@ def _kleer_admin_routes(state: KleerState) -> list[Route]:
         state.set_rate_limit(int(data["max"]), int(data["window_ms"]))
         return JSONResponse({})
 
+    async def invoice_state(request: Request) -> Response:
+        data = await read_json(request) or {}
+        try:
+            invoice = state.set_invoice_state(int(data["company_id"]), int(data["invoice_id"]),
+                                              str(data["state"]), data.get("paid_on"))
+        except (KeyError, TypeError, ValueError) as exc:
+            return _error(400, f"bad invoice state change: {exc}")
+        except KleerError as exc:
+            return _error(exc.status, exc.message)
+        return JSONResponse(invoice)
+
     async def behaviour(request: Request) -> Response:
         try:
             state.set_behaviour(**(await read_json(request) or {}))
@@ -432,4 +474,5 @@ def _kleer_admin_routes(state: KleerState) -> list[Route]:
         Route("/_sim/products", add_product, methods=["POST"]),
         Route("/_sim/rate-limit", rate_limit, methods=["POST"]),
         Route("/_sim/behaviour", behaviour, methods=["POST"]),
+        Route("/_sim/invoice-state", invoice_state, methods=["POST"]),
     ]

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from actions.mappings import FieldMapping
 
-__all__ = ["FieldMapping", "KleerCredentials", "OAuthTokens", "PortalRecord", "as_utc"]
+__all__ = ["FieldMapping", "KleerCredentials", "OAuthTokens", "PortalRecord", "SyncedRecord",
+           "UnmatchedClient", "as_utc"]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -64,3 +65,21 @@ class KleerCredentials(BaseModel):
 
     company_id: int
     api_key: str = Field(repr=False)
+
+
+class SyncedRecord(BaseModel):
+    """What the outbound sync last wrote for one Kleer record (sync/)."""
+
+    kind: str
+    kleer_id: int
+    hubspot_id: str | None
+    digest: str
+
+
+class UnmatchedClient(BaseModel):
+    """A Kleer client the sync could not link to a HubSpot company, and why."""
+
+    kleer_id: int
+    name: str | None
+    reason: str
+    seen_at: datetime

@@ -125,3 +125,27 @@ rate_limits = Table(
     Column("key", String(200), primary_key=True),
     Column("tat", Double, nullable=False),
 )
+
+# The scheduled outbound sync (sync/): per portal, kind ("client", "agreement", "invoice") and
+# Kleer record, what was last written to HubSpot (a digest of the Kleer record as synced) and the
+# HubSpot record it went to (company for clients, invoice/subscription mirror otherwise). No
+# foreign key to portals: portals configured in the environment are synced too.
+sync_records = Table(
+    "sync_records", metadata,
+    Column("portal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), primary_key=True),
+    Column("kleer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("hubspot_id", String(64)),
+    Column("digest", String(64), nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
+# Kleer clients the last sync could not link to a company, with a reason a person can act on.
+sync_unmatched = Table(
+    "sync_unmatched", metadata,
+    Column("portal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kleer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("reason", Text, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)

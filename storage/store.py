@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, case, func, or_, select, update
+from sqlalchemy import Row, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,8 +36,22 @@ from storage.db import (
     safe_url,
     unavailable_as,
 )
-from storage.records import KleerCredentials, OAuthTokens, PortalRecord
-from storage.schema import db_now, field_mappings, portal_users, portals, rate_limits
+from storage.records import (
+    KleerCredentials,
+    OAuthTokens,
+    PortalRecord,
+    SyncedRecord,
+    UnmatchedClient,
+)
+from storage.schema import (
+    db_now,
+    field_mappings,
+    portal_users,
+    portals,
+    rate_limits,
+    sync_records,
+    sync_unmatched,
+)
 
 __all__ = ["PortalNotInstalled", "StorageUnavailable", "Store"]
 
@@ -365,7 +379,7 @@ class Store:
     # -- shared rate limiter ----------------------------------------------------------------
 
     @_guarded
-    async def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+    async def acquire(self, key: str, rate_per_s: float, burst: int, reserve: int = 0) -> float:
         """One unit of `key`'s budget, shared by every process: 0.0 = granted now (counted);
         otherwise the seconds to wait before asking again (nothing counted).
 
@@ -374,13 +388,17 @@ class Store:
         check and update are one INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING, atomic
         on both databases, timed by the database's clock. Over any T seconds at most
         rate * T + burst requests are granted.
+
+        `reserve`: grant only while that many units of the burst stay free for others. Background
+        work (the outbound sync) asks with reserve = burst - 1: it gets a turn only when the
+        budget is idle, so the actions sharing the key go first.
         """
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("rate_per_s must be > 0 and burst >= 1")
         if not key or len(key) > 200:
             raise ValueError("key must be 1 to 200 characters")
         interval = 1.0 / rate_per_s
-        tolerance = (burst - 1) * interval
+        tolerance = (burst - 1 - min(max(reserve, 0), burst - 1)) * interval
         now = db_now()
         stmt = self._insert(rate_limits).values(key=key, tat=now + interval)
         stmt = stmt.on_conflict_do_update(
@@ -418,3 +436,62 @@ class Store:
                 changed += (await conn.execute(stmt)).rowcount
         return changed
 
+
+    # -- the outbound sync's state ----------------------------------------------------------
+
+    @_guarded
+    async def synced(self, portal_id: int, kind: str, kleer_ids: Sequence[int]
+                     ) -> dict[int, SyncedRecord]:
+        """What was last synced for these Kleer records (absent: never synced)."""
+        if not kleer_ids:
+            return {}
+        query = select(sync_records).where(sync_records.c.portal_id == portal_id,
+                                           sync_records.c.kind == kind,
+                                           sync_records.c.kleer_id.in_(list(kleer_ids)))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r.kleer_id: SyncedRecord(kind=r.kind, kleer_id=r.kleer_id, hubspot_id=r.hubspot_id,
+                                         digest=r.digest) for r in rows}
+
+    @_guarded
+    async def save_synced(self, portal_id: int, records: Sequence[SyncedRecord]) -> None:
+        """Remember what was written (after HubSpot accepted it): the next run skips unchanged."""
+        if not records:
+            return
+        now = _now()
+        async with self._write() as conn:
+            for record in records:
+                stmt = self._insert(sync_records).values(
+                    portal_id=portal_id, kind=record.kind, kleer_id=record.kleer_id,
+                    hubspot_id=record.hubspot_id, digest=record.digest, synced_at=now)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[sync_records.c.portal_id, sync_records.c.kind,
+                                    sync_records.c.kleer_id],
+                    set_={"hubspot_id": record.hubspot_id, "digest": record.digest,
+                          "synced_at": now}))
+
+    @_guarded
+    async def set_unmatched(self, portal_id: int, unmatched: Sequence[tuple[int, str | None, str]],
+                            linked: Sequence[int] = ()) -> None:
+        """Record clients the sync could not link (kleer id, name, reason); forget `linked` ones."""
+        now = _now()
+        async with self._write() as conn:
+            if linked:
+                await conn.execute(delete(sync_unmatched).where(
+                    sync_unmatched.c.portal_id == portal_id,
+                    sync_unmatched.c.kleer_id.in_(list(linked))))
+            for kleer_id, name, reason in unmatched:
+                stmt = self._insert(sync_unmatched).values(portal_id=portal_id, kleer_id=kleer_id,
+                                                           name=name, reason=reason, seen_at=now)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[sync_unmatched.c.portal_id, sync_unmatched.c.kleer_id],
+                    set_={"name": name, "reason": reason, "seen_at": now}))
+
+    @_guarded
+    async def unmatched(self, portal_id: int) -> list[UnmatchedClient]:
+        query = (select(sync_unmatched).where(sync_unmatched.c.portal_id == portal_id)
+                 .order_by(sync_unmatched.c.kleer_id))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UnmatchedClient(kleer_id=r.kleer_id, name=r.name, reason=r.reason, seen_at=r.seen_at)
+                for r in rows]

@@ -1,5 +1,6 @@
 """One Temporal workflow per HubSpot action; all share workflows.common.run_action."""
 
+from sync.workflow import OutboundSync
 from workflows.create_agreement import CreateKleerAgreement
 from workflows.create_client import CreateKleerClient
 from workflows.create_client_from_mappings import CreateKleerClientFromMappings
@@ -21,4 +22,4 @@ WORKFLOWS: dict[str, type] = {
 }
 
 # Everything a worker runs: the action workflows and the per-record workflow they hand writes to.
-ALL_WORKFLOWS: list[type] = [*WORKFLOWS.values(), KleerRecordWrite]
+ALL_WORKFLOWS: list[type] = [*WORKFLOWS.values(), KleerRecordWrite, OutboundSync]
