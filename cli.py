@@ -247,6 +247,50 @@ def cmd_replay(args: argparse.Namespace) -> None:
     run(_replay(args))
 
 
+async def _sync(args: argparse.Namespace) -> None:
+    from portals.services import open_services
+    from settings import load_settings
+    from sync import schedules
+    from temporal_client import connect
+
+    settings = load_settings()
+    client = await connect(settings)
+    if args.sync_command == "schedule":
+        services = await open_services(settings)
+        try:
+            outcome = await schedules.reconcile(client, settings, services)
+        finally:
+            await services.aclose()
+        for portal_id, result in outcome.items():
+            print(f"portal {portal_id}: {result}")
+        return
+    if args.portal_id is None:
+        _fail(f"sync {args.sync_command} needs --portal-id")
+    status = await schedules.status(client, args.portal_id)
+    if not status.exists:
+        _fail(f"portal {args.portal_id} has no sync schedule yet (workers create it; or run "
+              "`kleer-hubspot sync schedule`)")
+    if args.sync_command == "pause":
+        await schedules.pause(client, args.portal_id, args.note or "paused by an operator")
+    elif args.sync_command == "resume":
+        await schedules.resume(client, args.portal_id, args.note or "resumed by an operator")
+    elif args.sync_command == "run-now":
+        await schedules.run_now(client, args.portal_id)
+    status = await schedules.status(client, args.portal_id)
+    print(f"portal {status.portal_id}: {'paused' if status.paused else 'active'}, every "
+          f"{status.interval_s / 60:g} min ({status.note})")
+    print(f"  next runs: {', '.join(status.next_runs or []) or '-'}")
+    print(f"  recent runs: {', '.join(status.recent or []) or '-'}")
+    if args.sync_command == "run-now":
+        print("  a run was started (skipped if one was going)")
+
+
+def cmd_sync(args: argparse.Namespace) -> None:
+    from temporal_client import run
+
+    run(_sync(args))
+
+
 async def _send(args: argparse.Namespace) -> None:
     from actions import ACTIONS
     from codec import RemoteDecodeCodec
@@ -379,6 +423,24 @@ def _add_ops_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-wait", action="store_true",
                    help="print the new workflow id and exit instead of waiting for its result")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "sync", help="the scheduled outbound sync (Kleer -> HubSpot) of a portal",
+        formatter_class=fmt,
+        description="Each portal has a Temporal Schedule (id kleer-sync-portal-<id>, under\n"
+                    "Schedules in the Temporal UI) that runs the outbound sync every\n"
+                    "SYNC_INTERVAL_MINUTES. Workers create the schedules; these commands show,\n"
+                    "pause, resume and trigger them.\n\n"
+                    "  status   --portal-id N   state, interval, next and recent runs\n"
+                    "  pause    --portal-id N   no runs until resumed (a run under way finishes)\n"
+                    "  resume   --portal-id N\n"
+                    "  run-now  --portal-id N   a run now (skipped if one is going)\n"
+                    "  schedule                 create/update the schedule of every portal\n\n"
+                    "Environment: TEMPORAL_*, DATABASE_URL (installed portals), SYNC_INTERVAL_MINUTES")
+    p.add_argument("sync_command", choices=["status", "pause", "resume", "run-now", "schedule"])
+    p.add_argument("--portal-id", type=int, metavar="N", help="the HubSpot portal (hub) id")
+    p.add_argument("--note", help="a note on the schedule (pause/resume), shown in the UI")
+    p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser(
         "send", help="sign and send one execution to a running stack and wait for its completion",

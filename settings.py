@@ -458,6 +458,12 @@ def check_role(settings: Settings, role: str, *, host: str | None = None, worker
                 f"when the API listens on loopback (--host 127.0.0.1), not on {host}: use "
                 "CODEC_AUTH=token with CODEC_AUTH_TOKEN, or CODEC_AUTH=proxy behind an "
                 "authenticating reverse proxy")
+        if settings.database_url and settings.hubspot_client_id and not settings.session_secret:
+            problems.append(
+                "SESSION_SECRET is not set: with DATABASE_URL and HUBSPOT_CLIENT_ID the API serves "
+                "the install flow and the settings pages, whose sessions are signed with it (any "
+                "long random string, e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)")
         if settings.metrics_bind and workers > 1:
             problems.append(
                 f"METRICS_BIND={settings.metrics_bind} with --workers {workers}: every process needs "

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,11 @@ def test_mtls_files_are_checked_at_start_and_used(tmp_path):
                                     "TEMPORAL_TLS_CLIENT_KEY_PATH": str(key)}))
     assert isinstance(tls, TLSConfig) and (tls.client_cert, tls.client_private_key) == (b"CERT", b"KEY")
     assert tls_config(load_settings({"TEMPORAL_TLS": "true"})) is True
+
+
+def test_the_settings_pages_need_a_session_secret():
+    pages = Settings(hubspot_client_secret="s", database_url="sqlite+aiosqlite:///x.db",
+                     database_secrets_key="k", hubspot_client_id="app")
+    with pytest.raises(ConfigError, match="SESSION_SECRET is not set"):
+        check_role(pages, "api", host="127.0.0.1")
+    check_role(replace(pages, session_secret="long random"), "api", host="127.0.0.1")

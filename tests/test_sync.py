@@ -198,3 +198,23 @@ def test_matching_rules_report_instead_of_guessing():
                                                                      (2, "20", "org number")]
     assert problems == [(3, "C", "company 30 (C) matches by name but is linked to Kleer client 99 "
                                  "already")]
+
+
+def test_the_cli_shows_pauses_and_resumes_a_portals_sync(sync_stack):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, **sync_stack.worker_env()}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "cli", "sync", *args], env=env, text=True,
+                              capture_output=True, timeout=60, cwd=Path(__file__).parents[1])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "portal 12345: " in cli("schedule")
+    assert "paused" in cli("pause", "--portal-id", str(PORTAL), "--note", "holiday")
+    assert "(holiday)" in cli("status", "--portal-id", str(PORTAL))
+    assert "active" in cli("resume", "--portal-id", str(PORTAL))

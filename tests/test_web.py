@@ -503,3 +503,26 @@ def test_templates_never_render_secrets() -> None:
         source = template.read_text()
         for name in ("api_key }}", "access_token", "refresh_token", "session_secret"):
             assert name not in source, (template.name, name)
+
+
+async def test_the_outbound_sync_section_pauses_resumes_and_lists_unmatched_clients(
+        web_stack: LocalStack, browser: httpx.AsyncClient) -> None:
+    from sync import schedules
+
+    page = await sign_in(browser, web_stack, MAIN)
+    await schedules.ensure(web_stack.client, web_stack.settings, MAIN)
+    await web_stack.services.store.set_unmatched(MAIN, [(77, "Lonely AB", "no HubSpot company "
+                                                                          "has kleer_id 77")])
+    page = await browser.get(f"/settings/portals/{MAIN}")
+    text = text_of(page.text)
+    assert "Outbound sync (Kleer → HubSpot)" in text and "Schedule: active" in text
+    assert "77 Lonely AB no HubSpot company has kleer_id 77" in text
+    paused = await browser.post(f"/settings/portals/{MAIN}/sync/pause",
+                                data={"csrf": csrf_of(page.text)}, follow_redirects=True)
+    assert "Schedule: paused" in text_of(paused.text)
+    assert (await schedules.status(web_stack.client, MAIN)).paused
+    resumed = await browser.post(f"/settings/portals/{MAIN}/sync/resume",
+                                 data={"csrf": csrf_of(paused.text)}, follow_redirects=True)
+    assert "Schedule: active" in text_of(resumed.text)
+    refused = await browser.post(f"/settings/portals/{MAIN}/sync/pause", data={"csrf": "forged"})
+    assert refused.status_code == 403 and not (await schedules.status(web_stack.client, MAIN)).paused

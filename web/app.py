@@ -60,6 +60,7 @@ from service_errors import ServiceError
 from settings import Settings
 from storage.db import StorageUnavailable
 from storage.records import PortalRecord, as_utc
+from sync import schedules
 from web.forms import (
     OBJECT_OF_KIND,
     KleerForm,
@@ -70,7 +71,7 @@ from web.forms import (
     parse_mappings_form,
     rows_of,
 )
-from web.runs import recent_runs, run_of_portal
+from web.runs import last_syncs, recent_runs, run_of_portal
 
 log = logging.getLogger("web")
 
@@ -377,8 +378,9 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
                           mapping_forms: dict[str, MappingsForm] | None = None) -> HTMLResponse:
         record = await portal_record(portal_id)
         store = services().store
-        (properties, property_problems), stored, (runs, runs_error) = await asyncio.gather(
-            properties_of(record), store.mappings(portal_id), runs_of(portal_id))
+        (properties, property_problems), stored, (runs, runs_error), sync = await asyncio.gather(
+            properties_of(record), store.mappings(portal_id), runs_of(portal_id),
+            sync_of(portal_id))
         if property_problems and record.status == "connected":
             record = await portal_record(portal_id)  # a refused refresh disconnects it meanwhile
         checks = []
@@ -425,7 +427,7 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
                 "missing": [r.hubspot for r in rows if r.hubspot and names is not None
                             and r.hubspot not in names],
             })
-        return render(request, "portal.html", status, portal=record, checks=checks,
+        return render(request, "portal.html", status, portal=record, checks=checks, sync=sync,
                       property_problems=property_problems, mappings=mappings,
                       kleer=kleer_form or KleerForm(), runs=runs, runs_error=runs_error,
                       token_valid=record.access_expires_at is not None
@@ -439,6 +441,46 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
         except Exception as exc:  # visibility down or not set up: the rest of the page still works
             log.warning("listing runs of portal %s failed: %s", portal_id, exc)
             return [], f"Temporal's run list could not be read ({type(exc).__name__}: {exc})"[:300]
+
+    async def sync_of(portal_id: int) -> dict[str, Any]:
+        """The portal's outbound sync: schedule, last runs, unmatched clients."""
+        client, store = get_client(), services().store
+        try:
+            state, runs, unmatched = await asyncio.gather(
+                schedules.status(client, portal_id),
+                last_syncs(client, portal_id, namespace=settings.temporal_namespace,
+                           temporal_ui_url=settings.temporal_ui_url),
+                store.unmatched(portal_id))
+        except StorageUnavailable:
+            raise
+        except Exception as exc:  # Temporal away: the rest of the page still works
+            log.warning("reading the sync of portal %s failed: %s", portal_id, exc)
+            return {"error": f"The sync's schedule could not be read ({type(exc).__name__})",
+                    "state": None, "runs": [], "unmatched": []}
+        return {"error": None, "state": state, "runs": runs, "unmatched": unmatched}
+
+    async def sync_control(request: Request) -> Response:
+        portal_id = portal_id_of(request)
+        require_portal(request, portal_id)
+        await form_of(request)
+        op, client = request.path_params["op"], get_client()
+        if not (await schedules.status(client, portal_id)).exists:
+            flash(request, "error", "This portal has no sync schedule yet: workers create it "
+                                    "within a few minutes of the install.")
+            return back(portal_id, "sync")
+        if op == "pause":
+            await schedules.pause(client, portal_id, "paused on the settings page")
+            flash(request, "ok", "Outbound sync paused: no runs until you resume it.")
+        elif op == "resume":
+            await schedules.resume(client, portal_id, "resumed on the settings page")
+            flash(request, "ok", "Outbound sync resumed.")
+        elif op == "run-now":
+            await schedules.run_now(client, portal_id)
+            flash(request, "ok", "A sync run was started (skipped if one is already going); "
+                                 "its summary appears below when it ends.")
+        else:
+            raise PageError(404, "Unknown sync action", "Use pause, resume or run now.")
+        return back(portal_id, "sync")
 
     def portal_id_of(request: Request) -> int:
         return int(request.path_params["portal_id"])
@@ -567,6 +609,7 @@ def create_web_app(settings: Settings, get_services: Callable[[], PortalServices
         Route(portal + "/properties", create_properties, methods=["POST"]),
         Route(portal + "/mappings/{kind:str}", save_mappings, methods=["POST"]),
         Route(portal + "/runs/replay", replay_run, methods=["POST"]),
+        Route(portal + "/sync/{op:str}", sync_control, methods=["POST"]),
         Mount("/settings/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

@@ -15,8 +15,9 @@ from workflows.runs import outcome
 
 RECENT = 20
 # Per-record child workflows (workflows/record.py) carry the portal id too, but no action: they
-# are steps of a run, not runs.
+# are steps of a run, not runs. Outbound sync runs are shown in their own section.
 RECORD_WORKFLOW = "KleerRecordWrite"
+SYNC_WORKFLOW = "KleerOutboundSync"
 ERROR_LOOKUP_TIMEOUT_S = 5.0
 
 
@@ -59,7 +60,45 @@ def ui_link(temporal_ui_url: str | None, namespace: str, workflow_id: str) -> st
 
 
 def portal_query(portal_id: int) -> str:
-    return f"{PORTAL_ID.name} = {int(portal_id)} AND WorkflowType != '{RECORD_WORKFLOW}'"
+    return (f"{PORTAL_ID.name} = {int(portal_id)} AND WorkflowType != '{RECORD_WORKFLOW}' "
+            f"AND WorkflowType != '{SYNC_WORKFLOW}'")
+
+
+@dataclass
+class SyncRun:
+    workflow_id: str
+    status: str
+    started: datetime | None
+    summary: str  # what it did (SyncSummary.line()), or why it failed
+    ui_url: str | None = None
+
+
+async def last_syncs(client: Client, portal_id: int, *, namespace: str,
+                     temporal_ui_url: str | None, limit: int = 3) -> list[SyncRun]:
+    """The portal's latest outbound sync runs with what each did."""
+    from sync.models import SyncSummary
+
+    found = [e async for e in client.list_workflows(
+        f"WorkflowType = '{SYNC_WORKFLOW}' AND {PORTAL_ID.name} = {int(portal_id)}",
+        limit=30, page_size=30)]
+    found.sort(key=lambda e: e.start_time.timestamp() if e.start_time else 0.0, reverse=True)
+    runs = []
+    for execution in found[:limit]:
+        status = _status(execution)
+        summary = "running" if status == "Running" else ""
+        if status == "Completed":
+            try:
+                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id,
+                                                    result_type=SyncSummary)
+                async with asyncio.timeout(ERROR_LOOKUP_TIMEOUT_S):
+                    summary = (await handle.result()).line()
+            except Exception as exc:
+                summary = f"(result unreadable: {type(exc).__name__})"
+        elif status not in ("Running", "ContinuedAsNew"):
+            summary = status
+        runs.append(SyncRun(execution.id, status, execution.start_time, summary,
+                            ui_link(temporal_ui_url, namespace, execution.id)))
+    return runs
 
 
 async def _error_of(client: Client, run: Run) -> str:
