@@ -168,6 +168,8 @@ class Crm:
         self.groups: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
         self.properties: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
         self.assoc: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = {}
+        # (object type, unique property) -> value -> record ids (find_by's index)
+        self._unique: dict[tuple[str, str], dict[Any, set[str]]] = {}
         for object_type in OBJECT_TYPES:
             group = GROUPS[object_type]
             self.groups[object_type][group] = {"name": group, "label": group, "displayOrder": -1,
@@ -259,10 +261,25 @@ class Crm:
         return record
 
     def find_by(self, object_type: str, prop: str, value: str) -> dict[str, Any] | None:
+        definition = self.properties[object_type].get(prop)
+        if definition is not None and definition["hasUniqueValue"]:
+            # Unique properties are indexed (an upsert of 10,000 records stays linear).
+            for object_id in list(self._unique.get((object_type, prop), {}).get(value, ())):
+                record = self.objects[object_type].get(object_id)
+                if record and not record["archived"] and record["properties"].get(prop) == value:
+                    return record
+            return None
         for record in self.objects[object_type].values():
             if not record["archived"] and record["properties"].get(prop) == value:
                 return record
         return None
+
+    def _index(self, object_type: str, record: dict[str, Any]) -> None:
+        for name, value in record["properties"].items():
+            definition = self.properties[object_type].get(name)
+            if value not in (None, "") and definition is not None and definition["hasUniqueValue"]:
+                self._unique.setdefault((object_type, name), {}).setdefault(value, set()).add(
+                    record["id"])
 
     def resolve(self, object_type: str, object_id: str, id_property: str | None) -> dict:
         """A record by id, or by a unique property value (`idProperty`)."""
@@ -296,6 +313,7 @@ class Crm:
         self.objects[object_type][object_id] = record
         for to_type, to_id, type_id in associations or []:
             self.associate(object_type, object_id, to_type, str(to_id), type_id)
+        self._index(object_type, record)
         return record
 
     def update(self, object_type: str, object_id: str, props: dict[str, Any],
@@ -307,6 +325,7 @@ class Crm:
         record["properties"].update(clean)
         record["properties"]["hs_lastmodifieddate"] = now
         record["updatedAt"] = now
+        self._index(object_type, record)
         return record
 
     def archive(self, object_type: str, object_id: str) -> None:

@@ -98,12 +98,19 @@ class SyncActivities:
         # The Kleer list of a run and kind, read once and sliced page by page (runs may page
         # through thousands of records; a worker restart just reads it again).
         self._lists: dict[tuple[str, int, str], tuple[float, list[Record]]] = {}
+        self._clients: dict[int, HubSpotClient] = {}
 
     async def aclose(self) -> None:
         await self._hubspot_http.aclose()
         await self._kleer_http.aclose()
 
     async def _hubspot(self, portal_id: int) -> HubSpotClient:
+        """One client per portal for the process's life (it caches association type ids)."""
+        if portal_id not in self._clients:
+            self._clients[portal_id] = await self._new_hubspot(portal_id)
+        return self._clients[portal_id]
+
+    async def _new_hubspot(self, portal_id: int) -> HubSpotClient:
         access = await self._services.directory.hubspot(portal_id)
         pacer, key = self._services.pacer, f"hubspot:{portal_id}"
         search_limit = RateLimit(4.0, 1)  # HubSpot's search limit (hubspot.md section 6: 5/s)
