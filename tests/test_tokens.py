@@ -188,3 +188,60 @@ async def test_an_uninstalled_app_disconnects_the_portal_and_runs_say_reconnect(
         worker.terminate()
         worker.wait()
     assert (await store.portal(PORTAL)).status == "connected"
+
+
+class _DownStore:
+    """A database that is away: every call raises StorageUnavailable (as storage/ does)."""
+
+    def __getattr__(self, name: str):
+        async def down(*args, **kwargs):
+            from storage.db import StorageUnavailable
+
+            raise StorageUnavailable(f"{name}: connection refused")
+
+        return down
+
+
+async def test_a_database_outage_is_retried_never_read_as_unknown(stack):
+    """The API answers 503 (HubSpot retries) and starts nothing; activities retry; nothing is
+    taken for "portal unknown"."""
+    import json as jsonlib
+
+    from temporalio.exceptions import ApplicationError
+
+    from activities.errors import translate_errors
+    from api import create_app
+    from hubspot_api.signature import signed_headers
+    from pacing import LocalLimiter, Pacer
+    from portals.directory import PortalDirectory
+    from portals.services import PortalServices
+    from simulators.driver import build_execution_body
+    from storage.db import StorageUnavailable
+
+    directory = PortalDirectory(stack.settings, store=_DownStore())
+    with pytest.raises(StorageUnavailable):
+        await directory.known(6200)
+    services = PortalServices(directory, Pacer(LocalLimiter()), store=_DownStore())
+    started = []
+
+    class Temporal:
+        async def start_workflow(self, *args, **kwargs):
+            started.append(kwargs["id"])
+
+    app = create_app(stack.settings, Temporal(), services)
+    body = jsonlib.dumps(build_execution_body(6200, "COMPANY", 1, {"name": "X"},
+                                              callback_id="cb-db-down")).encode()
+    url = "http://api.test/hubspot/actions/create-client"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        answer = await http.post(url, content=body, headers={
+            "Content-Type": "application/json",
+            **signed_headers(DEMO_CLIENT_SECRET, "POST", url, body)})
+    assert answer.status_code == 503 and started == []
+
+    @translate_errors
+    async def activity_reading_the_directory() -> None:
+        await directory.kleer(6200)
+
+    with pytest.raises(ApplicationError) as raised:
+        await activity_reading_the_directory()
+    assert not raised.value.non_retryable and "database is unavailable" in raised.value.message
