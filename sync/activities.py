@@ -98,17 +98,20 @@ class SyncActivities:
         # The Kleer list of a run and kind, read once and sliced page by page (runs may page
         # through thousands of records; a worker restart just reads it again).
         self._lists: dict[tuple[str, int, str], tuple[float, list[Record]]] = {}
-        self._clients: dict[int, HubSpotClient] = {}
+        self._hubspot_by_portal: dict[int, tuple[float, HubSpotClient]] = {}
 
     async def aclose(self) -> None:
         await self._hubspot_http.aclose()
         await self._kleer_http.aclose()
 
     async def _hubspot(self, portal_id: int) -> HubSpotClient:
-        """One client per portal for the process's life (it caches association type ids)."""
-        if portal_id not in self._clients:
-            self._clients[portal_id] = await self._new_hubspot(portal_id)
-        return self._clients[portal_id]
+        """One client per portal for a minute (it caches association type ids); the directory is
+        asked again after that, so an uninstall or a changed rate limit is seen within a minute."""
+        made, client = self._hubspot_by_portal.get(portal_id, (0.0, None))
+        if client is None or time.monotonic() - made > 60:
+            client = await self._new_hubspot(portal_id)
+            self._hubspot_by_portal[portal_id] = (time.monotonic(), client)
+        return client
 
     async def _new_hubspot(self, portal_id: int) -> HubSpotClient:
         access = await self._services.directory.hubspot(portal_id)
