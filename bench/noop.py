@@ -25,6 +25,7 @@ NOOP_TASK_QUEUE = "kleer-bench-noop"
 class NoopJob:
     key: str
     activities: int
+    child_activities: int = 0  # run in a child workflow before the last activity (0 = no child)
 
 
 @dataclass
@@ -45,14 +46,34 @@ class NoopActivities:
             self.finished[step.key] = time.time()
 
 
-@workflow.defn(name="BenchNoop")
-class NoopWorkflow:
+async def _steps(key: str, count: int, last: bool) -> None:
+    for index in range(count):
+        await workflow.execute_activity_method(
+            NoopActivities.step, NoopStep(key, last and index == count - 1),
+            start_to_close_timeout=timedelta(seconds=30))
+
+
+@workflow.defn(name="BenchNoopChild")
+class NoopChildWorkflow:
     @workflow.run
     async def run(self, job: NoopJob) -> int:
-        for index in range(job.activities):
-            await workflow.execute_activity_method(
-                NoopActivities.step, NoopStep(job.key, index == job.activities - 1),
-                start_to_close_timeout=timedelta(seconds=30))
+        await _steps(job.key, job.child_activities, last=False)
+        return job.child_activities
+
+
+@workflow.defn(name="BenchNoop")
+class NoopWorkflow:
+    """Like an action run: its activities, with the middle ones in a child workflow (as
+    workflows/record.py does the per-record writes) when child_activities > 0."""
+
+    @workflow.run
+    async def run(self, job: NoopJob) -> int:
+        own = job.activities - job.child_activities
+        await _steps(job.key, own - 1, last=False)
+        if job.child_activities:
+            await workflow.execute_child_workflow(NoopChildWorkflow.run, job,
+                                                  id=f"{job.key}-child")
+        await _steps(job.key, 1, last=True)
         return job.activities
 
 
@@ -60,6 +81,7 @@ class NoopWorkflow:
 class NoopResult:
     workflows: int
     activities_per_workflow: int
+    child_activities: int
     completed: int
     wall_s: float | None  # first start -> last workflow's last activity
     executions_per_s: float | None
@@ -89,13 +111,14 @@ async def _wait_finished(acts: NoopActivities, total: int, timeout_s: float) -> 
 
 
 async def run_noop_baseline(client: Client, workflows: int, activities: int, concurrency: int,
-                            timeout_s: float) -> NoopResult:
+                            timeout_s: float, child_activities: int = 0) -> NoopResult:
     """Start `workflows` no-op workflows (bounded concurrency) and time until all have finished."""
     acts = NoopActivities()
     run = uuid.uuid4().hex[:8]
-    jobs = [NoopJob(f"bench-noop-{run}-{i}", max(1, activities)) for i in range(workflows)]
+    activities = max(1 + child_activities, activities)
+    jobs = [NoopJob(f"bench-noop-{run}-{i}", activities, child_activities) for i in range(workflows)]
     started: dict[str, float] = {}
-    worker = Worker(client, task_queue=NOOP_TASK_QUEUE, workflows=[NoopWorkflow],
+    worker = Worker(client, task_queue=NOOP_TASK_QUEUE, workflows=[NoopWorkflow, NoopChildWorkflow],
                     activities=[acts.step])
     deadline = time.monotonic() + timeout_s
     async with worker:
@@ -106,4 +129,5 @@ async def run_noop_baseline(client: Client, workflows: int, activities: int, con
             done = False
     wall = max(acts.finished.values()) - min(started.values()) if acts.finished else None
     rate = len(acts.finished) / wall if wall else None
-    return NoopResult(workflows, max(1, activities), len(acts.finished), wall, rate, not done)
+    return NoopResult(workflows, activities, child_activities, len(acts.finished), wall, rate,
+                      not done)
