@@ -109,6 +109,19 @@ def _cpu(run: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _noop(run: dict[str, Any]) -> list[str]:
+    noop = run.get("noop") or []
+    if not noop:
+        return []
+    rows = ["Temporal's ceiling on the same server (`bench/noop.py`: workflows of do-nothing "
+            "activities, a worker in the bench process):", "",
+            "| workflows | activities each | of them in a child workflow | executions/s |",
+            "|---|---|---|---|"]
+    rows += [f"| {n['workflows']} | {n['activities_per_workflow']} | {n['child_activities']} | "
+             f"{_f(n['executions_per_s'])} |" for n in noop]
+    return [*rows, ""]
+
+
 def _goals(run: dict[str, Any]) -> list[str]:
     rows = ["| goal | measured | |", "|---|---|---|"]
     for g in run["goals"]:
@@ -117,11 +130,18 @@ def _goals(run: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _command(run: dict[str, Any], source: str) -> str:
+    """The run's command, with where it wrote its files replaced by where they are kept."""
+    command = re.sub(r" --log-dir \S+", "", run["config"].get("command", "python -m bench.bench"))
+    command = re.sub(r"--json \S+", f"--json {source}", command)
+    return re.sub(r"--text \S+", f"--text {source.removesuffix('.json')}.txt", command)
+
+
 def section(run: dict[str, Any], notes: str, source: str) -> str:
     c = run["config"]
     parts = [
         "### Benchmark results", "",
-        f"One run of `{c.get('command', 'python -m bench.bench')}` (raw output: "
+        f"One run of `{_command(run, source)}` (raw output: "
         f"`{source.removesuffix('.json')}.txt`, every figure: `{source}`). Machine: 2 cores, "
         f"shared and noisy. Temporal dev server (in memory), simulators in the bench process, "
         f"our API (`kleer-hubspot api`) and {c['worker_processes']} `python -m worker` processes "
@@ -138,6 +158,7 @@ def section(run: dict[str, Any], notes: str, source: str) -> str:
         "Acknowledgement at fixed open-loop rates, our API beside a bare `start_workflow` "
         "endpoint on the same server (load generator in its own process, no worker running):", "",
         *_ack(run), "",
+        *_noop(run),
         "CPU per HubSpot call (`bench/http_cpu.py`, median of the rounds):", "", *_cpu(run), "",
         notes.strip(),
     ]
