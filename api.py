@@ -153,7 +153,11 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         """Why an execution of this portal cannot work (answered FAIL_CONTINUE at once), or None.
         StorageUnavailable propagates: the caller answers 503 and HubSpot retries."""
         directory: PortalDirectory = state["services"].directory
-        record = await directory.installed(portal_id, fresh=True)
+        # A portal in good standing is read at most once a second (no database round trip per
+        # execution during a burst); anything else is read again before it is refused.
+        record = await directory.installed(portal_id, max_age_s=1.0)
+        if record is None or record.status != "connected":
+            record = await directory.installed(portal_id, fresh=True)
         if record is not None and record.status == "disconnected":
             return str(PortalDisconnected(portal_id, record.disconnected_reason or ""))
         if record is None and not await directory.known(portal_id):
@@ -184,6 +188,11 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         if execution.object.objectType != spec.object_type:
             return answer(_error(422, f"{spec.label} runs on {spec.object_type} records, "
                                       f"not {execution.object.objectType}"), key, "invalid")
+        if starting[0] >= settings.max_starts_in_flight:
+            # Overloaded: say so at once instead of answering in 10+ s (HubSpot would time out
+            # and re-send, adding load). HubSpot retries a 429 after Retry-After; nothing is lost.
+            return answer(_error(429, "too many executions at once; retry shortly",
+                                 headers={"Retry-After": "2"}), key, "overloaded")
         try:
             problem = await portal_problem(execution.origin.portalId)
         except StorageUnavailable:
@@ -205,11 +214,6 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         context = {"callback_id": execution.callbackId, "workflow_id": wf_id, "action": key,
                    "portal_id": run.portal_id}
         outcome = "started"
-        if starting[0] >= settings.max_starts_in_flight:
-            # Overloaded: say so at once instead of answering in 10+ s (HubSpot would time out
-            # and re-send, adding load). HubSpot retries a 429 after Retry-After; nothing is lost.
-            return answer(_error(429, "too many executions at once; retry shortly",
-                                 headers={"Retry-After": "2"}), key, "overloaded")
         starting[0] += 1
         try:
             await state["client"].start_workflow(

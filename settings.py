@@ -59,6 +59,9 @@ class Settings:
     # How long HubSpot waits for our callback (ISO-8601 duration in the BLOCK answer).
     callback_expiration: str = "P1D"
     http_timeout_s: float = 15.0
+    # Connections per host (HubSpot, Kleer) per process, shared by every portal: httpcore's CPU per
+    # request grows with the pool's open connections (bench/http_cpu.py), and calls are paced anyway.
+    http_max_connections: int = 8
     # After a create whose outcome is unknown (timeout, dropped connection), wait this long before
     # looking for the record, so a request Kleer is still processing has committed by then.
     create_settle_s: float = 45.0
@@ -344,6 +347,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         callback_expiration=expiration,
         http_timeout_s=e.number("HTTP_TIMEOUT_SECONDS", d.http_timeout_s, minimum=0,
                                 inclusive=False, unit=seconds),
+        http_max_connections=int(e.number("HTTP_MAX_CONNECTIONS", d.http_max_connections,
+                                          minimum=1, integer=True)),
         create_settle_s=e.number("CREATE_SETTLE_SECONDS", d.create_settle_s, minimum=0,
                                  unit=seconds),
         payload_key=keys,

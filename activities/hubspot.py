@@ -55,7 +55,8 @@ class HubSpotActivities:
         self._settings = settings
         self._directory = directory
         self._pacer = pacer
-        self._http = http_pool(settings.hubspot_base_url, settings.http_timeout_s)
+        self._http = http_pool(settings.hubspot_base_url, settings.http_timeout_s,
+                               max_connections=settings.http_max_connections)
         self._calls: dict[int, PortalCalls] = {}
         self._metrics = HttpCallMetrics("hubspot")
         self.stats: dict[str, BatchStats] = {}  # per kind of call: calls and items (the bench)

@@ -38,7 +38,8 @@ class KleerActivities:
         self._directory = directory
         self._pacer = pacer
         self._limit = RateLimit(settings.kleer_rate_limit, settings.kleer_rate_burst)
-        self._http = kleer_pool(settings.kleer_base_url, settings.http_timeout_s)
+        self._http = kleer_pool(settings.kleer_base_url, settings.http_timeout_s,
+                                max_connections=settings.http_max_connections)
         self._clients: dict[tuple[int, KleerAccess], KleerClient] = {}
         self._metrics = HttpCallMetrics("kleer")
 

@@ -43,12 +43,14 @@ TokenSource = Callable[[bool], Awaitable[str]]
 
 
 def http_pool(base_url: str, timeout_s: float = 15.0,
-              transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+              transport: httpx.AsyncBaseTransport | None = None,
+              max_connections: int = 8) -> httpx.AsyncClient:
     """One connection pool per host, shared by every portal's client in a process: connections
     are reused across portals, and the pool stays small (httpcore's bookkeeping grows with the
     number of open connections, so a big pool costs CPU on every request)."""
     return httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport,
-                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+                             limits=httpx.Limits(max_connections=max_connections,
+                                                 max_keepalive_connections=max_connections))
 
 
 class HubSpotClient:

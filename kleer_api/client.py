@@ -85,11 +85,13 @@ def _record(kind: str, raw: Any, what: str) -> Record:
 
 
 def kleer_pool(base_url: str, timeout_s: float = 15.0,
-               transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+               transport: httpx.AsyncBaseTransport | None = None,
+               max_connections: int = 8) -> httpx.AsyncClient:
     """One small connection pool for the Kleer host, shared by every portal's client."""
     return httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", timeout=timeout_s,
                              transport=transport,
-                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+                             limits=httpx.Limits(max_connections=max_connections,
+                                                 max_keepalive_connections=max_connections))
 
 
 class KleerClient:

@@ -65,20 +65,22 @@ class PortalDirectory:
         self._cache: dict[tuple[str, int], tuple[float, Any]] = {}
 
     async def _cached(self, what: str, portal_id: int, read: Callable[[int], Awaitable[Any]],
-                      fresh: bool = False) -> Any:
+                      fresh: bool = False, max_age_s: float | None = None) -> Any:
         hit = self._cache.get((what, portal_id))
-        if not fresh and hit is not None and hit[0] > time.monotonic():
+        now = time.monotonic()
+        if not fresh and hit is not None and now - hit[0] < (max_age_s or self._cache_s):
             return hit[1]
         value = await read(portal_id)
-        self._cache[(what, portal_id)] = (time.monotonic() + self._cache_s, value)
+        self._cache[(what, portal_id)] = (time.monotonic(), value)
         return value
 
-    async def installed(self, portal_id: int, fresh: bool = False) -> PortalRecord | None:
+    async def installed(self, portal_id: int, fresh: bool = False,
+                        max_age_s: float | None = None) -> PortalRecord | None:
         """The portal's database record (None without a database, or not installed); `fresh`
-        reads past the cache (the API's check of each execution)."""
+        reads past the cache, `max_age_s` accepts only a younger cached answer."""
         if self._store is None:
             return None
-        return await self._cached("portal", portal_id, self._store.portal, fresh)
+        return await self._cached("portal", portal_id, self._store.portal, fresh, max_age_s)
 
     async def known(self, portal_id: int) -> bool:
         return await self.installed(portal_id) is not None or portal_id in self._settings.portals

@@ -169,7 +169,9 @@ async def test_an_uninstalled_app_disconnects_the_portal_and_runs_say_reconnect(
                 await asyncio.sleep(0.2)
             assert time.monotonic() - started < 30
             assert stack.hubspot.completion(delivery.callback_id)["state"] == "pending"
-            # The portal is disconnected now: the API answers the next execution at once.
+            # The portal is disconnected now: the API answers the next execution at once (once
+            # its one-second view of the portal has expired).
+            await asyncio.sleep(1.1)
             again = await driver.execute(PORTAL, "COMPANY", int(company), {"name": "Gone App AB"},
                                          action_url=stack.action_url("create-client"))
             answer = again.response_json["outputFields"]
