@@ -98,6 +98,9 @@ class Settings:
     hubspot_max_concurrent_activities: int = 1000
     # Items per HubSpot batch call (HubSpot's maximum is 100); 1 turns coalescing off.
     hubspot_max_batch: int = 100
+    # How long a busy kind of HubSpot call lets its next batch gather (activities/batching.py);
+    # a kind idle for longer sends at once, so a quiet portal never waits for it.
+    hubspot_batch_window_s: float = 0.5
     max_cached_workflows: int = 10_000
     # Prometheus endpoint of this process (telemetry.py), e.g. "0.0.0.0:9464"; None = off.
     metrics_bind: str | None = None
@@ -367,6 +370,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                                                integer=True)),
         max_cached_workflows=int(e.number("MAX_CACHED_WORKFLOWS", d.max_cached_workflows,
                                           minimum=0, integer=True)),
+        hubspot_batch_window_s=e.number("HUBSPOT_BATCH_WINDOW_MS", d.hubspot_batch_window_s * 1000,
+                                        minimum=0, maximum=2000) / 1000,
         hubspot_max_batch=int(e.number("HUBSPOT_MAX_BATCH", d.hubspot_max_batch, minimum=1,
                                        maximum=100, integer=True)),
         max_starts_in_flight=int(e.number("MAX_STARTS_IN_FLIGHT", d.max_starts_in_flight,

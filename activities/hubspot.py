@@ -19,6 +19,7 @@ from actions import ACTIONS
 from actions.rows import LINE_ITEM_PROPERTIES
 from activities.batching import BatchStats
 from activities.errors import translate_errors
+from activities.heartbeat import heartbeating
 from activities.hubspot_calls import PortalCalls
 from activities.models import (
     Completion,
@@ -76,7 +77,8 @@ class HubSpotActivities:
             client = HubSpotClient(self._settings.hubspot_base_url, access.token,
                                    observe=self._metrics, pace=pace, http=self._http)
             self._calls[portal_id] = PortalCalls(client, self.stats, turn,
-                                                 self._settings.hubspot_max_batch)
+                                                 self._settings.hubspot_max_batch,
+                                                 self._settings.hubspot_batch_window_s)
         return self._calls[portal_id]
 
     async def aclose(self) -> None:
@@ -85,6 +87,7 @@ class HubSpotActivities:
         await self._http.aclose()
 
     @activity.defn(name="hubspot.read_record")
+    @heartbeating
     @translate_errors
     async def read_record(self, req: ReadRecord) -> RecordRead:
         """The enrolled record with the properties the action needs and its associations."""
@@ -102,6 +105,7 @@ class HubSpotActivities:
         return RecordRead(record=record, mappings=mappings)
 
     @activity.defn(name="hubspot.read_company")
+    @heartbeating
     @translate_errors
     async def read_company(self, req: ReadObject) -> CrmObject:
         calls = await self.calls(req.portal_id)
@@ -111,6 +115,7 @@ class HubSpotActivities:
             raise _not_found(exc, f"company {req.object_id}") from None
 
     @activity.defn(name="hubspot.read_line_items")
+    @heartbeating
     @translate_errors
     async def read_line_items(self, req: ReadLineItems) -> list[CrmObject]:
         """The deal's line items, all of them: rows must be whole (a missing one is an error)."""
@@ -118,6 +123,7 @@ class HubSpotActivities:
         return await calls.read_many("line_items", req.ids, LINE_ITEM_PROPERTIES)
 
     @activity.defn(name="hubspot.write_back")
+    @heartbeating
     @translate_errors
     async def write_back(self, req: WriteBack) -> None:
         calls = await self.calls(req.portal_id)
@@ -127,6 +133,7 @@ class HubSpotActivities:
             raise _not_found(exc, f"{req.hubspot_type[:-1]} {req.object_id}") from None
 
     @activity.defn(name="hubspot.sync_mirror")
+    @heartbeating
     @translate_errors
     async def sync_mirror(self, req: SyncMirror) -> str:
         """The HubSpot invoice/subscription mirroring a Kleer record, keyed by its unique kleer_id.
@@ -154,6 +161,7 @@ class HubSpotActivities:
         return upserted.id
 
     @activity.defn(name="hubspot.sync_line_items")
+    @heartbeating
     @translate_errors
     async def sync_line_items(self, req: SyncLineItems) -> None:
         """Create the mirror's line items, associated inline. A retry first removes what an
@@ -172,6 +180,7 @@ class HubSpotActivities:
                                                                      "line_items"))
 
     @activity.defn(name="hubspot.complete")
+    @heartbeating
     @translate_errors
     async def complete(self, req: Completion) -> str:
         """Complete the callback, batched with others of the portal.

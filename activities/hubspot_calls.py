@@ -33,13 +33,14 @@ Read = tuple[str, tuple[str, ...]]  # (record id, properties)
 class PortalCalls:
     def __init__(self, client: HubSpotClient, stats: dict[str, BatchStats] | None = None,
                  turn: Callable[[], Awaitable[None]] | None = None,
-                 max_batch: int = BATCH_LIMIT) -> None:
+                 max_batch: int = BATCH_LIMIT, window_s: float = 0.0) -> None:
         """`turn`: waits for the portal's turn under its rate limit (Pacer.take_turn); a batch
         takes its items only once it has its turn."""
         self.client = client
         self._stats = stats if stats is not None else {}
         self._turn = turn
         self._max_batch = max_batch
+        self._window_s = window_s
         self._coalescers: dict[tuple, Coalescer] = {}
 
     def _coalescer(self, key: tuple, send: Any, weight: Any = None) -> Coalescer:
@@ -47,7 +48,7 @@ class PortalCalls:
             name = ":".join(map(str, key))
             stats = self._stats.setdefault(name, BatchStats())
             self._coalescers[key] = Coalescer(send, self._max_batch, stats=stats, weight=weight,
-                                              gate=self._turn)
+                                              gate=self._turn, window_s=self._window_s)
         return self._coalescers[key]
 
     async def aclose(self) -> None:

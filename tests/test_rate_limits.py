@@ -9,7 +9,9 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
+from activities.batching import Coalescer
 from activities.hubspot_calls import PortalCalls
 from hubspot_api.client import HubSpotClient
 from local.stack import (
@@ -25,6 +27,7 @@ from simulators.common import ServerThread
 from simulators.driver import HubSpotDriver
 from simulators.hubspot import HubSpotState, create_hubspot_app
 from tests.conftest import DATABASE_SECRETS_KEY
+from workflows.models import workflow_id
 
 BUSY, QUIET = 12345, 888
 LIMIT = 20  # per 10 s: paced at 1.8 calls/s for all processes together
@@ -142,3 +145,81 @@ async def test_one_bad_item_in_a_batch_fails_only_its_own_caller():
         names = {r["properties"]["name"] for r in hs.find_objects(1, "line_items")}
         assert names == {f"L{g}-{n}" for g in range(6) if g != 4 for n in range(2)}
         await client.aclose()
+
+
+async def test_a_busy_kind_lets_its_batch_gather_and_a_lone_item_goes_at_once():
+    """The batch window: an item of a kind that has not sent lately goes at once; a trickle of
+    items (a bulk enrollment's steady arrivals) goes out a batch per window, not a call each;
+    a full batch does not wait for the window."""
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[float, list[int]]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        sent.append((loop.time(), list(items)))
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer(send, max_batch=10, window_s=0.3)
+    started = loop.time()
+    assert await coalescer.submit(0) == 0
+    assert sent[0][0] - started < 0.05
+
+    trickle = []
+    for i in range(1, 21):  # one every 50 ms for a second
+        trickle.append(asyncio.create_task(coalescer.submit(i)))
+        await asyncio.sleep(0.05)
+    assert await asyncio.gather(*trickle) == list(range(1, 21))
+    calls = sent[1:]
+    assert sorted(i for _, items in calls for i in items) == list(range(1, 21))
+    assert len(calls) <= 5, [items for _, items in calls]  # without the window: 20 calls
+    assert all(b - a >= 0.29 for (a, _), (b, _) in zip(calls, calls[1:], strict=False))
+
+    sent.clear()
+    full_at = loop.time()
+    assert await asyncio.gather(*(coalescer.submit(i) for i in range(10))) == list(range(10))
+    assert [items for _, items in sent] == [list(range(10))]
+    assert sent[0][0] - full_at < 0.05
+
+
+async def test_hubspot_steps_waiting_for_their_turn_longer_than_the_step_timeout_are_not_retried(
+        tmp_path):
+    """Without coalescing (HUBSPOT_MAX_BATCH=1) every HubSpot step waits for its own turn, longer
+    than the 2 s step timeout here: the steps heartbeat while they wait, so none times out and
+    is sent again at the back of the queue (a livelock at 1,000 executions; bench/results)."""
+    settings = Settings(
+        task_queue="kleer-hubspot-waiting", http_timeout_s=3, hubspot_max_batch=1,
+        step_policy=StepPolicy(start_to_close_s=2, initial_retry_s=0.2, max_retry_s=2),
+        portals={BUSY: PortalCredentials(BUSY, DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY,
+                                         DEMO_KLEER_KEY, hubspot_rate_limit=LIMIT)},
+    )
+    async with LocalStack(settings=settings, hubspot_rate_limit=(LIMIT, 10_000), run_worker=False,
+                          log_dir=tmp_path) as stack:
+        worker = stack.spawn_worker(tmp_path / "worker.log")
+        try:
+            companies = [stack.hubspot.create_object(BUSY, "companies", {"name": f"W{i}"})
+                         for i in range(8)]
+            started = time.monotonic()
+            async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
+                                     stack.hubspot_url) as driver:
+                deliveries = [await driver.execute(BUSY, "COMPANY", int(c), {"name": f"W{i}"},
+                                                   action_url=stack.action_url("create-client"))
+                              for i, c in enumerate(companies)]
+                outs = await asyncio.gather(*(driver.wait_for_completion(
+                    d.callback_id, timeout_s=120, poll_s=0.2) for d in deliveries))
+            took = time.monotonic() - started
+        finally:
+            worker.terminate()
+            worker.wait()
+        assert [o["result"] for o in outs] == ["created"] * 8
+        # 8 executions x 3 HubSpot calls at 1.8 calls/s: the last steps waited far past 2 s.
+        assert took > 8, took
+        retried = []  # a step retried after a timeout shows as a started attempt > 1
+        for company, delivery in zip(companies, deliveries, strict=True):
+            handle = stack.client.get_workflow_handle(
+                workflow_id("create-client", "COMPANY", company, delivery.callback_id))
+            history = await handle.fetch_history()
+            retried += [e.activity_task_started_event_attributes.attempt for e in history.events
+                        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                        and e.activity_task_started_event_attributes.attempt > 1]
+        assert retried == []
+        calls = [c for c in stack.hubspot.calls.list() if c["key"] == BUSY]
+        assert len(calls) == 24, len(calls)  # each step's call made once

@@ -68,7 +68,7 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
                    output_fields=result.output_fields()),
         task_queue=hubspot_task_queue(workflow.info().task_queue),
         priority=hubspot_priority(ex.portal_id),
-        **step_options(ex.policy, callback=True),
+        **step_options(ex.policy, callback=True, hubspot=True),
     )
     result = result.model_copy(update={"callback": callback})
     if result.result == "failed":

@@ -28,13 +28,26 @@ def hubspot_priority(portal_id: int, priority_key: int = UNDER_WAY) -> Priority:
     return Priority(priority_key=priority_key, fairness_key=fairness_key(portal_id))
 
 
-def step_options(policy: StepPolicy, callback: bool = False) -> dict[str, Any]:
+# A HubSpot step heartbeats while it waits for its batch and turn (activities/heartbeat.py): a
+# lost worker shows within the step timeout, and the step may wait this many times longer.
+HUBSPOT_WAIT_FACTOR = 20
+
+
+def step_options(policy: StepPolicy, callback: bool = False, hubspot: bool = False
+                 ) -> dict[str, Any]:
     """Transient faults (timeouts, 5xx, 429) are retried with backoff; a 429's Retry-After
     overrides the backoff (ApplicationError.next_retry_delay); final errors are non-retryable.
-    The callback step outlives the others: HubSpot waits as long as the BLOCK answer said."""
+    The callback step outlives the others: HubSpot waits as long as the BLOCK answer said.
+    `hubspot`: a paced, batched HubSpot step (heartbeat timeout, room to wait for its turn)."""
     give_up = policy.callback_give_up_after_s if callback else policy.give_up_after_s
+    timeouts: dict[str, Any] = {"start_to_close_timeout": timedelta(seconds=policy.start_to_close_s)}
+    if hubspot:
+        timeouts = {
+            "start_to_close_timeout": timedelta(seconds=policy.start_to_close_s * HUBSPOT_WAIT_FACTOR),
+            "heartbeat_timeout": timedelta(seconds=policy.start_to_close_s),
+        }
     return {
-        "start_to_close_timeout": timedelta(seconds=policy.start_to_close_s),
+        **timeouts,
         "schedule_to_close_timeout": timedelta(seconds=give_up),
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=policy.initial_retry_s),
                                     backoff_coefficient=2.0,
@@ -54,10 +67,12 @@ class FinalFailure(Exception):
 async def step(
     activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
     kleer_id: str = "", task_queue: str | None = None, priority: Priority = Priority.default,
+    hubspot: bool = False,
 ) -> T:
     try:
         return await workflow.execute_activity_method(activity, arg, task_queue=task_queue,
-                                                      priority=priority, **step_options(policy))
+                                                      priority=priority,
+                                                      **step_options(policy, hubspot=hubspot))
     except ActivityError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
@@ -73,4 +88,4 @@ async def hubspot_step(
     """A HubSpot call: on the HubSpot queue, under the portal's fairness key."""
     return await step(activity, arg, policy, failure, kleer_id,
                       hubspot_task_queue(workflow.info().task_queue),
-                      hubspot_priority(arg.portal_id, priority_key))
+                      hubspot_priority(arg.portal_id, priority_key), hubspot=True)
