@@ -267,8 +267,14 @@ class HubSpotClient:
         the rest are read. An id the answer neither holds nor names is an unexpected answer."""
         body = await self._request("POST", f"/crm/v3/objects/{object_type}/batch/read", json={
             "properties": list(properties), "inputs": [{"id": i} for i in ids]})
-        found = {r.id: r for r in (_parse(CrmObject, r, f"batch read {object_type}")
-                                   for r in _results(body, f"batch read {object_type}"))}
+        return self._each_record(body, object_type, "read", ids)
+
+    def _each_record(self, body: Any, object_type: str, verb: str, ids: Sequence[str]
+                     ) -> dict[str, CrmObject | ServiceError]:
+        """Per id of a batch answer: its record, a 404 if the 207 names it, or an unexpected
+        answer (neither held nor named)."""
+        what = f"batch {verb} {object_type}"
+        found = {r.id: r for r in (_parse(CrmObject, r, what) for r in _results(body, what))}
         missing = self._named_in_errors(body, "ids")
         out: dict[str, CrmObject | ServiceError] = {}
         for i in ids:
@@ -278,7 +284,7 @@ class HubSpotClient:
                 out[i] = ServiceError("HubSpot", f"{object_type} {i} was not found (deleted or merged?)",
                                       404, "OBJECT_NOT_FOUND")
             else:
-                out[i] = unexpected("HubSpot", f"batch read {object_type} (no answer for {i})", body)
+                out[i] = unexpected("HubSpot", f"{what} (no answer for {i})", body)
         return out
 
     async def associations_each(self, from_type: str, to_type: str, ids: Sequence[str]
@@ -316,19 +322,7 @@ class HubSpotClient:
         """Up to 100 updates in one call (one per id); a missing record is its own 404."""
         body = await self._request("POST", f"/crm/v3/objects/{object_type}/batch/update", json={
             "inputs": [{"id": i, "properties": props} for i, props in updates]})
-        found = {r.id: r for r in (_parse(CrmObject, r, f"batch update {object_type}")
-                                   for r in _results(body, f"batch update {object_type}"))}
-        missing = self._named_in_errors(body, "ids")
-        out: dict[str, CrmObject | ServiceError] = {}
-        for i, _ in updates:
-            if i in found:
-                out[i] = found[i]
-            elif i in missing:
-                out[i] = ServiceError("HubSpot", f"{object_type} {i} was not found (deleted or merged?)",
-                                      404, "OBJECT_NOT_FOUND")
-            else:
-                out[i] = unexpected("HubSpot", f"batch update {object_type} (no answer for {i})", body)
-        return out
+        return self._each_record(body, object_type, "update", [i for i, _ in updates])
 
     # --- Workflow action callbacks -----------------------------------------------------------
     async def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from local.stack import (
     DEMO_KLEER_COMPANY,
     DEMO_KLEER_KEY,
     DEMO_PORTAL,
+    state_secret,
 )
 from local.temporal_server import leftover
 from settings import PortalCredentials, Settings, load_settings
@@ -33,20 +34,7 @@ def new_payload_key() -> str:
 def local_payload_key(state_dir: Path) -> str:
     """The local stack's payload key: made once in `<state dir>/payload-key` (mode 0600, only for
     this user) and reused, so runs encrypted by an earlier `dev` still decode."""
-    path = state_dir / KEY_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        os.chmod(path, 0o600)
-        key = path.read_text().strip()
-        if key:
-            return key
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-    key = new_payload_key()
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return key
+    return state_secret(state_dir / KEY_FILE, new_payload_key)
 
 
 def dev_settings(env: Mapping[str, str], state_dir: Path, ui_port: int,

@@ -13,7 +13,7 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -301,9 +301,9 @@ class LocalStack:
 
 # --- the local stack's database and OAuth defaults (`kleer-hubspot dev`) ----------------------
 
-def state_secret(path: Path) -> str:
+def state_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
     """A random secret made once in `path` (mode 0600, only for this user) and reused, so what
-    it protects (database secrets, sessions) survives restarts of the local stack."""
+    it protects (payloads, database secrets, sessions) survives restarts of the local stack."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -313,7 +313,7 @@ def state_secret(path: Path) -> str:
         if value:
             return value
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-    value = secrets.token_urlsafe(32)
+    value = make()
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
     return value
