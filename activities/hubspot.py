@@ -10,6 +10,7 @@ limit, shared by all processes (pacing/): the limit counts calls, not activities
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import activity
@@ -102,23 +103,36 @@ class HubSpotActivities:
                                       spec.properties_to_read(mappings), associations)
         except ServiceError as exc:
             raise _not_found(exc, f"{spec.object_type.lower()} {req.object_id}") from None
-        return RecordRead(record=record, mappings=mappings)
+        read = RecordRead(record=record, mappings=mappings)
+        if not req.related or (spec.operation == "create" and record.prop(spec.id_property)):
+            return read  # a create that will skip needs nothing else
+        company_id = record.primary_company_id() if spec.needs_company else None
+        item_ids = record.associated_ids("line_items") if spec.reads_line_items else []
+        company, line_items = await asyncio.gather(
+            self._company(calls, company_id) if company_id else _nothing(),
+            calls.read_many("line_items", item_ids, LINE_ITEM_PROPERTIES) if item_ids else _none())
+        return read.model_copy(update={"company": company, "line_items": line_items})
+
+    @staticmethod
+    async def _company(calls: PortalCalls, company_id: str) -> CrmObject:
+        try:
+            return await calls.read("companies", company_id, COMPANY_PROPERTIES)
+        except ServiceError as exc:
+            raise _not_found(exc, f"company {company_id}") from None
 
     @activity.defn(name="hubspot.read_company")
     @heartbeating
     @translate_errors
     async def read_company(self, req: ReadObject) -> CrmObject:
-        calls = await self.calls(req.portal_id)
-        try:
-            return await calls.read("companies", req.object_id, COMPANY_PROPERTIES)
-        except ServiceError as exc:
-            raise _not_found(exc, f"company {req.object_id}") from None
+        """Runs started before read_record read related records (kept for their replays)."""
+        return await self._company(await self.calls(req.portal_id), req.object_id)
 
     @activity.defn(name="hubspot.read_line_items")
     @heartbeating
     @translate_errors
     async def read_line_items(self, req: ReadLineItems) -> list[CrmObject]:
-        """The deal's line items, all of them: rows must be whole (a missing one is an error)."""
+        """The deal's line items, all of them: rows must be whole (a missing one is an error).
+        Runs started before read_record read related records (kept for their replays)."""
         calls = await self.calls(req.portal_id)
         return await calls.read_many("line_items", req.ids, LINE_ITEM_PROPERTIES)
 
@@ -203,3 +217,11 @@ class HubSpotActivities:
                 return f"closed: {exc.message}"
             raise
         return "completed"
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _none() -> list[CrmObject]:
+    return []

@@ -18,11 +18,16 @@ class ReadRecord(BaseModel):
     portal_id: int
     action: str
     object_id: int
+    # Also what hangs off the record (its company, its line items), unless the action will skip:
+    # one step instead of three (runs started before this read them in steps of their own).
+    related: bool = False
 
 
 class RecordRead(BaseModel):
     record: CrmObject
     mappings: list[FieldMapping] = Field(default_factory=list)
+    company: CrmObject | None = None
+    line_items: list[CrmObject] = Field(default_factory=list)
 
 
 class ReadObject(BaseModel):
