@@ -89,6 +89,8 @@ class BenchConfig:
     kleer_limit: int = 50  # the Kleer simulator's limit per token, requests per second
     kleer_pace: float = 45.0  # KLEER_RATE_LIMIT: what the product paces Kleer at
     kleer_burst: int = 5  # KLEER_RATE_BURST (rate * 1 s + burst <= the simulator's 50 per 1 s)
+    # HUBSPOT_BATCH_WINDOW_MS given to the product (default: the product's)
+    batch_window_ms: float = Settings.hubspot_batch_window_s * 1000
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     concurrency: int = 200  # executions in flight at the driver (its HTTP pool holds 200)
     worker_processes: int = 2
@@ -512,7 +514,8 @@ def _stack(config: BenchConfig, log_dir: Path, database_url: str | None) -> Loca
     settings = Settings(hubspot_client_secret=DEMO_CLIENT_SECRET, task_queue=BENCH_TASK_QUEUE,
                         portals={DEMO_PORTAL: portal}, database_url=database_url,
                         database_secrets_key=DATABASE_SECRETS_KEY if database_url else None,
-                        kleer_rate_limit=config.kleer_pace, kleer_rate_burst=config.kleer_burst)
+                        kleer_rate_limit=config.kleer_pace, kleer_rate_burst=config.kleer_burst,
+                        hubspot_batch_window_s=config.batch_window_ms / 1000)
     return LocalStack(settings=settings, run_worker=False, log_dir=log_dir,
                       hubspot_rate_limit=(config.hubspot_limit, config.hubspot_window_ms))
 
@@ -630,6 +633,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path | None,
     p.add_argument("--kleer-pace", type=float, default=d.kleer_pace,
                    help="KLEER_RATE_LIMIT given to the product")
     p.add_argument("--kleer-burst", type=int, default=d.kleer_burst, help="KLEER_RATE_BURST")
+    p.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms,
+                   help="HUBSPOT_BATCH_WINDOW_MS given to the product")
     p.add_argument("--mix", default=",".join(f"{k.removeprefix('create-')}={v:g}"
                                             for k, v in d.mix.items()))
     p.add_argument("--concurrency", type=int, default=d.concurrency,
@@ -656,6 +661,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path | None,
         off_executions=args.off_executions, burst_timeout_s=args.burst_timeout,
         hubspot_limit=args.hubspot_limit,
         kleer_limit=args.kleer_limit, kleer_pace=args.kleer_pace, kleer_burst=args.kleer_burst,
+        batch_window_ms=args.batch_window_ms,
         mix=parse_mix(args.mix), concurrency=args.concurrency,
         worker_processes=args.worker_processes, database=args.database,
         quiet_runs=args.quiet_runs, ack_rates=_floats(args.ack_rates),

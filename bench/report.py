@@ -366,6 +366,7 @@ def format_report(r: BenchReport) -> str:
                           f"{c.get('hubspot_pace_per_s', 0):.2f}/s (x HUBSPOT_RATE_SHARE)"),
         ("Kleer limit", f"simulator {c.get('kleer_limit')}/s, paced at {c.get('kleer_pace'):g}/s "
                         f"(KLEER_RATE_LIMIT, burst {c.get('kleer_burst')})"),
+        ("batch window", f"{c.get('batch_window_ms', '?'):g} ms (HUBSPOT_BATCH_WINDOW_MS)"),
         ("mix", ", ".join(f"{SHORT.get(k, k)} {v:g}" for k, v in c.get("mix", {}).items())),
     ])
     if r.quiet:

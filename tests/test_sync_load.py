@@ -97,7 +97,10 @@ async def test_a_sync_during_a_bulk_enrollment_lets_the_actions_go_first(load_st
     _invoices(stack, client_id, 400)
     companies = [stack.hubspot.create_object(PORTAL, "companies", {"name": f"Burst {n} AB"})
                  for n in range(40)]
-    worker = stack.spawn_worker(tmp_path / "worker.log")
+    # No batch window: the burst's calls then keep the portal's budget busy, which is what the
+    # sync must yield to. (With the window the burst makes so few calls that the budget sits idle
+    # between its batches, and the sync rightly uses those idle turns.)
+    worker = stack.spawn_worker(tmp_path / "worker.log", {"HUBSPOT_BATCH_WINDOW_MS": "0"})
     stack.hubspot.calls.clear()
     try:
         async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
