@@ -5,8 +5,8 @@
 - **before**: a fresh httpx client per portal with httpx's default pool limits (100 connections),
   and `sniffio` missing, as it was before it was installed: httpcore imports it for every lock it
   creates, and each failed import searches `sys.path` again.
-- **after**: the shared pool (`hubspot_api.client.http_pool`, one per host, 32 connections) with
-  `sniffio` installed.
+- **after**: the shared pool (`hubspot_api.client.http_pool`, one per host, 8 connections by
+  default: HTTP_MAX_CONNECTIONS) with `sniffio` installed.
 
 Each variant runs in a fresh interpreter (hiding a module is process-wide), against a HubSpot
 simulator in a third process, so the figure is our client's CPU only: `time.process_time()` over
@@ -230,7 +230,7 @@ def run_cpu_bench(calls: int = 1000, portals: int = 4, concurrency: tuple[int, .
 
 
 LABELS = {"before": "fresh httpx client per portal (default pool), sniffio missing",
-          "after": "shared pool (http_pool, 32 connections), sniffio installed"}
+          "after": "shared pool (http_pool, 8 connections), sniffio installed"}
 
 
 def format_cpu(report: CpuReport) -> list[str]:
