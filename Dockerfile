@@ -26,6 +26,7 @@ COPY oauth oauth
 COPY web web
 COPY portals portals
 COPY pacing pacing
+COPY sync sync
 RUN pip install . && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin kleer
 
 # Not root: the process needs no privilege (it listens on 8000 and calls out over HTTPS).
