@@ -73,6 +73,10 @@ class ActionSpec:
         names = [self.id_property, *self.record_properties, *(m.hubspot for m in mappings)]
         return list(dict.fromkeys(names))
 
+    def skips(self, record: CrmObject) -> str | None:
+        """The Kleer id that makes a create skip the record (already done), or None."""
+        return record.prop(self.id_property) if self.operation == "create" else None
+
     def prerequisite_error(self, ctx: ActionContext) -> str | None:
         """Why the action cannot run yet (readable, final), or None."""
         if self.needs_company:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -104,13 +105,13 @@ class HubSpotActivities:
         except ServiceError as exc:
             raise _not_found(exc, f"{spec.object_type.lower()} {req.object_id}") from None
         read = RecordRead(record=record, mappings=mappings)
-        if not req.related or (spec.operation == "create" and record.prop(spec.id_property)):
+        if not req.related or spec.skips(record):
             return read  # a create that will skip needs nothing else
         company_id = record.primary_company_id() if spec.needs_company else None
         item_ids = record.associated_ids("line_items") if spec.reads_line_items else []
         company, line_items = await asyncio.gather(
-            self._company(calls, company_id) if company_id else _nothing(),
-            calls.read_many("line_items", item_ids, LINE_ITEM_PROPERTIES) if item_ids else _none())
+            self._company(calls, company_id) if company_id else _ready(None),
+            calls.read_many("line_items", item_ids, LINE_ITEM_PROPERTIES) if item_ids else _ready([]))
         return read.model_copy(update={"company": company, "line_items": line_items})
 
     @staticmethod
@@ -219,9 +220,9 @@ class HubSpotActivities:
         return "completed"
 
 
-async def _nothing() -> None:
-    return None
+T = TypeVar("T")
 
 
-async def _none() -> list[CrmObject]:
-    return []
+async def _ready(value: T) -> T:
+    """An awaitable of what is already known (a read that is not needed, in a gather)."""
+    return value

@@ -94,9 +94,9 @@ class SyncActivities:
         self._settings = settings
         self._services = services
         self._hubspot_http = http_pool(settings.hubspot_base_url, settings.http_timeout_s,
-                               max_connections=settings.http_max_connections)
+                                       max_connections=settings.http_max_connections)
         self._kleer_http = kleer_pool(settings.kleer_base_url, settings.http_timeout_s,
-                                max_connections=settings.http_max_connections)
+                                      max_connections=settings.http_max_connections)
         # The Kleer list of a run and kind, read once and sliced page by page (runs may page
         # through thousands of records; a worker restart just reads it again).
         self._lists: dict[tuple[str, int, str], tuple[float, list[Record]]] = {}

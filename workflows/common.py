@@ -81,7 +81,7 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
 async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
     ctx = await _read(spec, ex)
     existing = ctx.record.prop(spec.id_property)
-    if spec.operation == "create" and existing:
+    if spec.skips(ctx.record):
         return ActionResult(state="SUCCESS", result="skipped", kleer_id=existing)
     if problem := spec.prerequisite_error(ctx):
         raise FinalFailure(problem)
@@ -116,7 +116,7 @@ async def _read(spec: ActionSpec, ex: ActionExecution) -> ActionContext:
         ex.policy, priority_key=NEW_RUN)
     ctx = ActionContext(portal_id=ex.portal_id, object_type=spec.object_type, record=read.record,
                         mappings=read.mappings, company=read.company, line_items=read.line_items)
-    if one_step or spec.operation == "create" and ctx.record.prop(spec.id_property):
+    if one_step or spec.skips(ctx.record):
         return ctx
     if spec.needs_company and (company_id := ctx.record.primary_company_id()):
         ctx.company = await hubspot_step(HubSpotActivities.read_company, ReadObject(
