@@ -59,6 +59,11 @@ class Pacer:
     def __init__(self, limiter: Limiter) -> None:
         self._limiter = limiter
         self.waited_s = 0.0
+        # One asker per key (and kind of work) in this process at a time, the others queued
+        # behind it in order: a bulk enrollment has hundreds of calls waiting for one key, and
+        # each asking the shared limiter on its own was a query per waiter per turn, nearly all
+        # refused (the processes' share of the key is still decided by the limiter).
+        self._queues: dict[tuple[str, bool], asyncio.Lock] = {}
 
     async def take_turn(self, key: str, limit: RateLimit, background: bool = False) -> None:
         """Wait for a turn now for the next call this task makes (see `wait`). Batching waits
@@ -74,9 +79,11 @@ class Pacer:
             _prepaid.set(turns - 1)
             return
         reserve = limit.burst - 1 if background else 0
-        while True:
-            delay = await self._limiter.acquire(key, limit.rate_per_s, limit.burst, reserve)
-            if delay <= 0:
-                return
-            self.waited_s += delay
-            await asyncio.sleep(min(delay, 5.0))
+        queue = self._queues.setdefault((key, background), asyncio.Lock())
+        async with queue:
+            while True:
+                delay = await self._limiter.acquire(key, limit.rate_per_s, limit.burst, reserve)
+                if delay <= 0:
+                    return
+                self.waited_s += delay
+                await asyncio.sleep(min(delay, 5.0))

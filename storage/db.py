@@ -66,14 +66,14 @@ def safe_url(url: str | URL) -> str:
 
 
 def make_engine(url: str | URL, *, timeout_s: float, wait_s: float | None = None,
-                pooled: bool = True) -> AsyncEngine:
+                pooled: bool = True, pre_ping: bool = True) -> AsyncEngine:
     """An engine with connection checks (`pool_pre_ping`: a dropped pooled connection is replaced
     before use), bounded waits (`timeout_s` to connect and for a pooled connection; `wait_s`,
     default the same, per statement and for SQLite's write lock) and SQL parameters kept out of
     logs and exception messages."""
     url = database_url(url)
     wait_s = timeout_s if wait_s is None else wait_s
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": pre_ping, "hide_parameters": True}
     if pooled:
         kwargs["pool_timeout"] = timeout_s
     else:

@@ -233,3 +233,28 @@ async def test_hubspot_steps_waiting_for_their_turn_longer_than_the_step_timeout
         assert retried == []
         calls = [c for c in stack.hubspot.calls.list() if c["key"] == BUSY]
         assert len(calls) == 24, len(calls)  # each step's call made once
+
+
+async def test_waiters_for_one_key_ask_the_shared_limiter_in_turn():
+    """Thirty calls waiting for one key's turns: each asks the (shared, database) limiter about
+    once, instead of all of them polling it at every turn; every one gets its turn, in order."""
+    from pacing import LocalLimiter, Pacer, RateLimit
+
+    class Counting(LocalLimiter):
+        asks = 0
+
+        async def acquire(self, key: str, rate_per_s: float, burst: int, reserve: int = 0) -> float:
+            Counting.asks += 1
+            return await super().acquire(key, rate_per_s, burst, reserve)
+
+    pacer, order = Pacer(Counting()), []
+
+    async def call(i: int) -> None:
+        await pacer.wait("hubspot:1", RateLimit(100.0, 1))
+        order.append(i)
+
+    started = time.monotonic()
+    await asyncio.gather(*(call(i) for i in range(30)))
+    assert order == list(range(30))
+    assert time.monotonic() - started >= 29 / 100 * 0.9  # still paced
+    assert Counting.asks <= 2 * 30, Counting.asks  # without the queue: hundreds (each re-asks)

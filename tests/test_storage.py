@@ -441,6 +441,17 @@ async def test_a_cut_postgres_connection_is_unavailable_then_recovers(postgres_u
         await proxy.start()
         assert (await store.oauth_tokens(777)).access_token == ACCESS
         assert await store.claim_refresh(777, "after", 5)
+        # The rate limiter's connections skip the ping (one statement per turn, in a bulk
+        # enrollment's hot path): a dropped one fails at most one acquire, then it is replaced.
+        await proxy.cut()
+        await proxy.start()
+        answers = []
+        for _ in range(3):
+            try:
+                answers.append(await store.acquire("after-cut", 100, 5))
+            except StorageUnavailable:
+                answers.append("unavailable")
+        assert answers.count("unavailable") <= 1 and answers[-1] == 0.0, answers
 
         # A database that stops answering (connections open, no bytes back): a timeout, reported
         # as StorageUnavailable within the configured bound, then it works again.
