@@ -156,6 +156,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         # A portal in good standing is read at most once a second (no database round trip per
         # execution during a burst); anything else is read again before it is refused.
         record = await directory.installed(portal_id, max_age_s=1.0)
+        if record is None and portal_id in settings.portals:
+            return None  # configured in the environment (and not installed): nothing to refuse
         if record is None or record.status != "connected":
             record = await directory.installed(portal_id, fresh=True)
         if record is not None and record.status == "disconnected":

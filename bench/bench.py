@@ -97,7 +97,7 @@ class BenchConfig:
     database: str = "postgres"  # postgres | sqlite | none
     quiet_runs: int = 10  # measured runs per action and coalescing mode (after one warm-up)
     ack_rates: list[float] = field(default_factory=lambda: [25.0, 50.0, 100.0, 200.0])
-    ack_duration_s: float = 10.0
+    ack_duration_s: float = 30.0  # per rate and endpoint, in 3 alternating slices (bench/ack.py)
     cpu_calls: int = 1000  # 0 = no CPU micro-benchmark
     cpu_concurrency: list[int] = field(default_factory=lambda: [1, 8, 32])
     cpu_rounds: int = 2
@@ -522,7 +522,7 @@ def _stack(config: BenchConfig, log_dir: Path, database_url: str | None) -> Loca
 
 def _reserve(config: BenchConfig) -> float:
     """Seconds kept for the phases after the bursts (acknowledgement ladder, CPU)."""
-    ack = len(config.ack_rates) * 2 * (config.ack_duration_s + 15)
+    ack = len(config.ack_rates) * 2 * (config.ack_duration_s + 3 * 8)
     cpu = 0 if not config.cpu_calls else 20 + 4 * len(config.cpu_concurrency) * config.cpu_rounds
     return ack + cpu
 
@@ -583,7 +583,8 @@ async def run_bench(config: BenchConfig, say: Say = _stderr) -> BenchReport:
                         deadline.left(), child_activities=child))
             if config.ack_rates:
                 say(f"acknowledgement at {', '.join(f'{r:g}' for r in config.ack_rates)}/s "
-                    f"({config.ack_duration_s:g} s each), ours beside the bare endpoint")
+                    f"({config.ack_duration_s:g} s each, in 3 alternating slices), ours beside the "
+                    "bare endpoint")
                 report.ack = await run_ack(_api_env(stack, config), DEMO_CLIENT_SECRET,
                                            config.ack_rates, config.ack_duration_s, log_dir, say)
     if config.cpu_calls:
