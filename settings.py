@@ -96,6 +96,10 @@ class Settings:
     max_concurrent_activities: int = 200
     # HubSpot activities mostly wait (for a batch to fill, for the portal's turn): many at once.
     hubspot_max_concurrent_activities: int = 1000
+    # Whether this worker process polls the HubSpot task queue. Batches gather within a process,
+    # so the fewer processes make a portal's HubSpot calls, the fuller its batches: scale out the
+    # workflows with processes that leave the HubSpot calls to a few (README "Scaling out").
+    worker_hubspot_calls: bool = True
     # Items per HubSpot batch call (HubSpot's maximum is 100); 1 turns coalescing off.
     hubspot_max_batch: int = 100
     # How long a busy kind of HubSpot call lets its next batch gather (activities/batching.py);
@@ -380,6 +384,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         hubspot_max_concurrent_activities=int(e.number(
             "HUBSPOT_MAX_CONCURRENT_ACTIVITIES", d.hubspot_max_concurrent_activities, minimum=1,
             integer=True)),
+        worker_hubspot_calls=e.boolean("WORKER_HUBSPOT_CALLS", d.worker_hubspot_calls),
         codec_cors_origins=tuple(o.strip() for o in env.get("CODEC_CORS_ORIGINS", "").split(",")
                                  if o.strip()) or d.codec_cors_origins,
         temporal_tls=e.boolean("TEMPORAL_TLS", d.temporal_tls),

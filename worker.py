@@ -4,6 +4,8 @@ Start as many processes as you like (`kleer-hubspot worker`); they share two tas
 - `<TEMPORAL_TASK_QUEUE>`: the workflows and the Kleer activities;
 - `<TEMPORAL_TASK_QUEUE>-hubspot`: the HubSpot activities of every portal, each portal under its
   own fairness key, so one portal's burst never queues ahead of another portal's calls.
+A process started with WORKER_HUBSPOT_CALLS=false polls only the first: HubSpot batches gather
+within a process, so a few processes making a portal's HubSpot calls fill them best.
 Portals installed while a worker runs need nothing: the queues are not per portal. HubSpot and
 Kleer calls are paced under each portal's (each API token's) limit by a limiter all processes
 share (pacing/): the database's when one is configured.
@@ -91,14 +93,15 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
         # means replaying their histories again and again (CPU, not progress).
         max_cached_workflows=settings.max_cached_workflows,
     )]
-    workers.append(Worker(
-        client, task_queue=hubspot_task_queue(settings.task_queue),
-        activities=[hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
-                    hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items,
-                    hubspot.complete],
-        # Mostly waiting: for a batch to fill or for the portal's turn under its rate limit.
-        max_concurrent_activities=settings.hubspot_max_concurrent_activities,
-    ))
+    if settings.worker_hubspot_calls:  # WORKER_HUBSPOT_CALLS=false: left to other processes
+        workers.append(Worker(
+            client, task_queue=hubspot_task_queue(settings.task_queue),
+            activities=[hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
+                        hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items,
+                        hubspot.complete],
+            # Mostly waiting: for a batch to fill or for the portal's turn under its rate limit.
+            max_concurrent_activities=settings.hubspot_max_concurrent_activities,
+        ))
     group = WorkerGroup(workers, [hubspot, kleer, sync])
     if services.store is not None:  # the sync keeps its state in the database
         group.background(reconcile_schedules(client, settings, services))
@@ -124,8 +127,10 @@ async def run_worker(settings: Settings) -> None:
     try:
         client = await connect_with_retry(settings)
         group = build_worker(client, settings, services)
-        log.info("worker on %s, task queue %s, %d portals from the environment%s",
-                 settings.temporal_address, settings.task_queue, len(settings.portals),
+        log.info("worker on %s, task queue %s%s, %d portals from the environment%s",
+                 settings.temporal_address, settings.task_queue,
+                 "" if settings.worker_hubspot_calls else " (no HubSpot calls: "
+                 "WORKER_HUBSPOT_CALLS=false)", len(settings.portals),
                  ", installed portals from the database" if services.store else "")
         try:
             await group.run()

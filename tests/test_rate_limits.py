@@ -27,7 +27,7 @@ from simulators.common import ServerThread
 from simulators.driver import HubSpotDriver
 from simulators.hubspot import HubSpotState, create_hubspot_app
 from tests.conftest import DATABASE_SECRETS_KEY
-from workflows.models import workflow_id
+from workflows.models import record_workflow_id, workflow_id
 
 BUSY, QUIET = 12345, 888
 LIMIT = 20  # per 10 s: paced at 1.8 calls/s for all processes together
@@ -258,3 +258,43 @@ async def test_waiters_for_one_key_ask_the_shared_limiter_in_turn():
     assert order == list(range(30))
     assert time.monotonic() - started >= 29 / 100 * 0.9  # still paced
     assert Counting.asks <= 2 * 30, Counting.asks  # without the queue: hundreds (each re-asks)
+
+
+async def test_a_worker_without_hubspot_calls_leaves_them_to_the_others(paced_stack, tmp_path):
+    """WORKER_HUBSPOT_CALLS=false: the process runs workflows and Kleer calls but never polls the
+    HubSpot queue, so a portal's HubSpot calls (and their batches) stay in the other process."""
+    stack = paced_stack
+    calling = stack.spawn_worker(tmp_path / "calling.log")
+    silent = stack.spawn_worker(tmp_path / "silent.log", {"WORKER_HUBSPOT_CALLS": "false"})
+    try:
+        companies = [stack.hubspot.create_object(QUIET, "companies", {"name": f"S{i}"})
+                     for i in range(6)]
+        async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
+                                 stack.hubspot_url) as driver:
+            deliveries = [await driver.execute(QUIET, "COMPANY", int(c), {"name": f"S{i}"},
+                                               action_url=stack.action_url("create-client"))
+                          for i, c in enumerate(companies)]
+            outs = await asyncio.gather(*(driver.wait_for_completion(
+                d.callback_id, timeout_s=120, poll_s=0.2) for d in deliveries))
+        assert silent.poll() is None and calling.poll() is None  # both still running
+    finally:
+        for worker in (calling, silent):
+            worker.terminate()
+            worker.wait()
+    assert [o["result"] for o in outs] == ["created"] * 6
+    by_queue: dict[str, set[str]] = {}  # task queue -> identities that started its activities
+    for company, delivery in zip(companies, deliveries, strict=True):
+        for wf in (workflow_id("create-client", "COMPANY", company, delivery.callback_id),
+                   record_workflow_id(QUIET, "client", "COMPANY", company)):
+            events = (await stack.client.get_workflow_handle(wf).fetch_history()).events
+            queue = {e.event_id: e.activity_task_scheduled_event_attributes.task_queue.name
+                     for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+            for e in events:
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                    started = e.activity_task_started_event_attributes
+                    by_queue.setdefault(queue[started.scheduled_event_id], set()).add(
+                        started.identity.split("@")[0])
+    hubspot_queue = f"{stack.settings.task_queue}-hubspot"
+    assert by_queue[hubspot_queue] == {str(calling.pid)}, by_queue
+    assert stack.settings.task_queue in by_queue  # the Kleer calls ran too (on either process)
+
