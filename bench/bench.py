@@ -1,7 +1,7 @@
 """The benchmark of issue 12, in one run: bursts, their calls and drain, quiet latency, the
 acknowledgement under open-loop load, and CPU per HubSpot call.
 
-    python -m bench.bench [--executions 5000] [--hubspot-limit 190] [--worker-processes 2]
+    python -m bench.bench [--executions 5000] [--hubspot-limit 190] [--worker-processes 1]
                           [--json out.json]
 
 One fresh LocalStack (Temporal dev server, HubSpot and Kleer simulators in this process), a
@@ -93,7 +93,7 @@ class BenchConfig:
     batch_window_ms: float = Settings.hubspot_batch_window_s * 1000
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     concurrency: int = 200  # executions in flight at the driver (its HTTP pool holds 200)
-    worker_processes: int = 2
+    worker_processes: int = 1  # batches gather per process (README "Scaling out")
     database: str = "postgres"  # postgres | sqlite | none
     quiet_runs: int = 10  # measured runs per action and coalescing mode (after one warm-up)
     ack_rates: list[float] = field(default_factory=lambda: [25.0, 50.0, 100.0, 200.0])

@@ -50,7 +50,8 @@ async def test_bench_reports_every_phase_and_batching_cuts_calls(tmp_path) -> No
 
     assert {(a.target, a.rate) for a in report.ack} == {("ours", 20.0), ("bare", 20.0)}
     for step in report.ack:
-        assert step.ok == step.sent == 20 and step.p99_s is not None, step
+        # 20/s for 1 s, in 3 slices per endpoint (bench/ack.py): each slice rounds up.
+        assert step.ok == step.sent and 20 <= step.sent <= 23 and step.p99_s is not None, step
 
     assert report.cpu is not None
     medians = report.cpu["median_us_per_call"]
