@@ -63,7 +63,7 @@ _MIN_WAIT_S = 0.001
 # the statement's snapshot, so at worst the caller asks again a little early). The generic path
 # below takes a transaction with a ping, the update and a second read: four to five round trips,
 # and in a bulk enrollment a fifth of a worker's CPU (py-spy, bench/README.md).
-_NOW_PG = "CAST(extract(epoch FROM statement_timestamp()) AS DOUBLE PRECISION)"
+_NOW_PG = str(db_now().compile(dialect=postgresql.dialect()))
 _ACQUIRE_PG = text(f"""
 WITH current AS (SELECT tat FROM rate_limits WHERE key = :key),
 granted AS (

@@ -74,6 +74,22 @@ async def _paths(hs: HubSpotState, quiet_s: float = 0.2) -> list[str]:
     return [c["path"] for c in hs.calls.list()]
 
 
+async def _create_clients(stack: LocalStack, portal: int, prefix: str, n: int
+                         ) -> tuple[list[str], list, list[dict]]:
+    """`n` new companies of `portal` through Create Kleer Client at once: the companies, their
+    deliveries and their callbacks' outputs."""
+    companies = [stack.hubspot.create_object(portal, "companies", {"name": f"{prefix}{i}"})
+                 for i in range(n)]
+    async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
+                             stack.hubspot_url) as driver:
+        deliveries = [await driver.execute(portal, "COMPANY", int(c), {"name": f"{prefix}{i}"},
+                                           action_url=stack.action_url("create-client"))
+                      for i, c in enumerate(companies)]
+        outs = await asyncio.gather(*(driver.wait_for_completion(
+            d.callback_id, timeout_s=120, poll_s=0.2) for d in deliveries))
+    return companies, deliveries, list(outs)
+
+
 async def _run(stack: LocalStack, driver: HubSpotDriver, portal: int, company: str) -> dict:
     delivery = await driver.execute(portal, "COMPANY", int(company), {"name": f"C{company}"},
                                     action_url=stack.action_url("create-client"))
@@ -205,16 +221,8 @@ async def test_hubspot_steps_waiting_for_their_turn_longer_than_the_step_timeout
                           log_dir=tmp_path) as stack:
         worker = stack.spawn_worker(tmp_path / "worker.log")
         try:
-            companies = [stack.hubspot.create_object(BUSY, "companies", {"name": f"W{i}"})
-                         for i in range(8)]
             started = time.monotonic()
-            async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
-                                     stack.hubspot_url) as driver:
-                deliveries = [await driver.execute(BUSY, "COMPANY", int(c), {"name": f"W{i}"},
-                                                   action_url=stack.action_url("create-client"))
-                              for i, c in enumerate(companies)]
-                outs = await asyncio.gather(*(driver.wait_for_completion(
-                    d.callback_id, timeout_s=120, poll_s=0.2) for d in deliveries))
+            companies, deliveries, outs = await _create_clients(stack, BUSY, "W", 8)
             took = time.monotonic() - started
         finally:
             worker.terminate()
@@ -267,15 +275,7 @@ async def test_a_worker_without_hubspot_calls_leaves_them_to_the_others(paced_st
     calling = stack.spawn_worker(tmp_path / "calling.log")
     silent = stack.spawn_worker(tmp_path / "silent.log", {"WORKER_HUBSPOT_CALLS": "false"})
     try:
-        companies = [stack.hubspot.create_object(QUIET, "companies", {"name": f"S{i}"})
-                     for i in range(6)]
-        async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
-                                 stack.hubspot_url) as driver:
-            deliveries = [await driver.execute(QUIET, "COMPANY", int(c), {"name": f"S{i}"},
-                                               action_url=stack.action_url("create-client"))
-                          for i, c in enumerate(companies)]
-            outs = await asyncio.gather(*(driver.wait_for_completion(
-                d.callback_id, timeout_s=120, poll_s=0.2) for d in deliveries))
+        companies, deliveries, outs = await _create_clients(stack, QUIET, "S", 6)
         assert silent.poll() is None and calling.poll() is None  # both still running
     finally:
         for worker in (calling, silent):
