@@ -24,6 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
+from activities.leases import LeaseActivities
 from pacing import LocalLimiter, Pacer
 from portals.directory import PortalDirectory
 from portals.services import PortalServices, open_services
@@ -84,10 +85,12 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     hubspot = HubSpotActivities(settings, services.directory, services.pacer)
     kleer = KleerActivities(settings, services.directory, services.pacer)
     sync = SyncActivities(settings, services)
+    leases = LeaseActivities(services.store)  # local activities of the action runs
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[kleer.create, kleer.update, kleer.find_products, sync.sync_page],
+        activities=[kleer.create, kleer.update, kleer.find_products, sync.sync_page,
+                    leases.take, leases.release],
         max_concurrent_activities=settings.max_concurrent_activities,
         # A bulk enrollment keeps thousands of runs open at once; evicting them from the cache
         # means replaying their histories again and again (CPU, not progress).

@@ -5,7 +5,7 @@ None of them carries a credential: activities look those up by portal id.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -52,6 +52,19 @@ class KleerWrite(BaseModel):
     foreign_id: str | None = None  # create: the durable marker that makes retries safe
     record_id: int | None = None  # update: the record to change
     lookup_first: bool = False  # create: an earlier execution may have made it already
+
+
+class LeaseRequest(BaseModel):
+    key: str  # the Kleer record: record_workflow_id(portal, kind, object type, object id)
+    holder: str  # the HubSpot execution's workflow id
+
+
+class LeaseAnswer(BaseModel):
+    # "taken": the caller writes now; "held": another execution does (wait and ask again);
+    # "no-database": this worker has no database, the per-record child workflow serialises.
+    state: Literal["taken", "held", "no-database"]
+    holder: str = ""
+    lookup_first: bool = False  # taken, and an earlier execution may have written the record
 
 
 class KleerWritten(BaseModel):

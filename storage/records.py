@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from actions.mappings import FieldMapping
 
-__all__ = ["FieldMapping", "KleerCredentials", "OAuthTokens", "PortalRecord", "SyncedRecord",
-           "UnmatchedClient", "as_utc"]
+__all__ = ["FieldMapping", "KleerCredentials", "OAuthTokens", "PortalRecord", "RecordLease",
+           "SyncedRecord", "UnmatchedClient", "as_utc"]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -74,6 +74,13 @@ class SyncedRecord(BaseModel):
     kleer_id: int
     hubspot_id: str | None
     digest: str
+
+
+class RecordLease(BaseModel):
+    """Who holds a Kleer record's lease after a take (Store.take_record)."""
+
+    holder: str
+    first: bool = False  # taken for the first time ever: no execution wrote this record before
 
 
 class UnmatchedClient(BaseModel):

@@ -140,6 +140,18 @@ sync_records = Table(
     Column("synced_at", UTCDateTime, nullable=False),
 )
 
+# Who writes a Kleer record now (workflows/common.py, one execution at a time per record): key as
+# record_workflow_id, holder the HubSpot execution's workflow id (NULL: nobody), since (epoch s,
+# database clock), takes how often it was taken (1: no execution wrote this record before).
+# Rows stay after release: "written before" is what makes the next create look first.
+record_leases = Table(
+    "record_leases", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("holder", String(300)),
+    Column("since", Double, nullable=False),
+    Column("takes", BigInteger, nullable=False),
+)
+
 # Kleer clients the last sync could not link to a company, with a reason a person can act on.
 sync_unmatched = Table(
     "sync_unmatched", metadata,

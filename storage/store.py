@@ -40,6 +40,7 @@ from storage.records import (
     KleerCredentials,
     OAuthTokens,
     PortalRecord,
+    RecordLease,
     SyncedRecord,
     UnmatchedClient,
 )
@@ -49,6 +50,7 @@ from storage.schema import (
     portal_users,
     portals,
     rate_limits,
+    record_leases,
     sync_records,
     sync_unmatched,
 )
@@ -470,6 +472,48 @@ class Store:
                 changed += (await conn.execute(stmt)).rowcount
         return changed
 
+
+    # -- record leases: one execution at a time writes a Kleer record ----------------------
+
+    @_guarded
+    async def take_record(self, key: str, holder: str) -> RecordLease:
+        """Take the lease on `key` for `holder` unless another holder has it; the holder after
+        the call. One upsert on both databases, so two takers never both get it. Taking again
+        what one holds succeeds (a retried take), with first=False: the caller looks before it
+        creates, which is always safe. The lease has no expiry: a holder keeps it until it
+        releases it or someone takes it over from a holder known to be gone (take_over_record)."""
+        now = db_now()
+        stmt = self._insert(record_leases).values(key=key, holder=holder, since=now, takes=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[record_leases.c.key],
+            set_={"holder": holder, "since": now, "takes": record_leases.c.takes + 1},
+            where=or_(record_leases.c.holder.is_(None), record_leases.c.holder == holder),
+        ).returning(record_leases.c.takes)
+        async with self._write() as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return RecordLease(holder=holder, first=row.takes == 1)
+            current = (await conn.execute(select(record_leases.c.holder).where(
+                record_leases.c.key == key))).scalar_one()
+        return RecordLease(holder=current)
+
+    @_guarded
+    async def take_over_record(self, key: str, gone: str, holder: str) -> bool:
+        """Move the lease from `gone` (a holder that will never release it: its run closed) to
+        `holder`; False if `gone` no longer holds it (released, or taken over already)."""
+        stmt = (update(record_leases).where(record_leases.c.key == key, record_leases.c.holder == gone)
+                .values(holder=holder, since=db_now(), takes=record_leases.c.takes + 1))
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    @_guarded
+    async def release_record(self, key: str, holder: str) -> bool:
+        """Give the lease back; a no-op (False) unless `holder` holds it, so a late release never
+        frees a lease someone else took over."""
+        stmt = (update(record_leases).where(record_leases.c.key == key,
+                                            record_leases.c.holder == holder).values(holder=None))
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
 
     # -- the outbound sync's state ----------------------------------------------------------
 

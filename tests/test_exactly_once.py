@@ -78,6 +78,12 @@ async def test_two_client_actions_on_one_company_at_once_make_one_client(stack, 
         assert len(records) == 1, records
         assert {o["kleer_id"] for o in pair} == {str(records[0]["id"])}
         assert sorted(o["result"] for o in pair) == ["created", "skipped"]
+    # This stack's worker has no database: the record's child workflow serialised the writes
+    # (with a database, a lease does: test_record_leases.py).
+    events = [e async for e in stack.client.get_workflow_handle(outs[0]["workflow_id"])
+              .fetch_history_events()]
+    assert any(e.HasField("start_child_workflow_execution_initiated_event_attributes")
+               for e in events)
 
 
 async def test_two_invoice_executions_on_one_deal_at_once_make_one_invoice(stack, run, driver):

@@ -18,7 +18,16 @@ with workflow.unsafe.imports_passed_through():
     from actions.rows import product_ids
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
-    from activities.models import Completion, FindProducts, ReadLineItems, ReadObject, ReadRecord
+    from activities.leases import LeaseActivities
+    from activities.models import (
+        Completion,
+        FindProducts,
+        LeaseAnswer,
+        LeaseRequest,
+        ReadLineItems,
+        ReadObject,
+        ReadRecord,
+    )
     from codec import PublicText
     from kleer_api.models import KleerModel
     from workflows.models import (
@@ -33,12 +42,13 @@ with workflow.unsafe.imports_passed_through():
         hubspot_task_queue,
         record_workflow_id,
     )
-    from workflows.record import KleerRecordWrite
+    from workflows.record import KleerRecordWrite, write_record
     from workflows.steps import (
         NEW_RUN,
         FinalFailure,
         hubspot_priority,
         hubspot_step,
+        local_step,
         step,
         step_options,
     )
@@ -129,9 +139,10 @@ async def _read(spec: ActionSpec, ex: ActionExecution) -> ActionContext:
 
 async def _write_record(spec: ActionSpec, ex: ActionExecution, ctx: ActionContext,
                         record: KleerModel, record_id: int | None) -> RecordDone:
-    """Hand the write to the record's own workflow (workflows/record.py), one at a time per
-    record: if another execution's write to it runs, wait for it; if one ran before, look for
-    what it made before creating."""
+    """Write the Kleer record, one execution at a time per record (workflows/record.py): if
+    another execution's write to it runs, wait for it; if one ran before, look for what it made
+    before creating. Under the record's lease in the database, or (runs started before
+    `record-lease`, workers without a database) in the record's own child workflow."""
     associations = [("deals", ctx.record.id)]
     if ctx.company is not None:
         associations.append(("companies", ctx.company.id))
@@ -139,6 +150,15 @@ async def _write_record(spec: ActionSpec, ex: ActionExecution, ctx: ActionContex
                       payload=record.payload(), foreign_id=getattr(record, "foreign_id", None),
                       record_id=record_id, associations=associations, policy=ex.policy)
     child_id = record_workflow_id(ex.portal_id, spec.kleer_kind, ex.object_type, ex.object_id)
+    if workflow.patched("record-lease"):
+        lease = LeaseRequest(key=child_id, holder=workflow.info().workflow_id)
+        taken = await _take_lease(lease, ex)
+        if taken is not None:
+            try:
+                return await write_record(work.model_copy(
+                    update={"lookup_first": taken.lookup_first}))
+            finally:
+                await _release_lease(lease, ex)
     attributes = None
     if workflow.info().typed_search_attributes.get(PORTAL_ID) is not None:
         attributes = TypedSearchAttributes([SearchAttributePair(PORTAL_ID, ex.portal_id),
@@ -164,3 +184,29 @@ async def _write_record(spec: ActionSpec, ex: ActionExecution, ctx: ActionContex
                 continue
             await workflow.sleep(wait)
             wait = min(wait * 2, WAIT_FOR_RECORD[1])
+
+
+async def _take_lease(lease: LeaseRequest, ex: ActionExecution) -> LeaseAnswer | None:
+    """Wait until this run holds the record's lease (activities/leases.py); None when the worker
+    has no database (the child workflow serialises instead)."""
+    wait = WAIT_FOR_RECORD[0]
+    while True:
+        answer = await local_step(LeaseActivities.take, lease, ex.policy,
+                                  failure="could not reserve the Kleer record for this execution: ")
+        if answer.state == "no-database":
+            return None
+        if answer.state == "taken":
+            return answer
+        workflow.set_current_details(f"waiting: {answer.holder} is writing {lease.key}")
+        await workflow.sleep(wait)
+        wait = min(wait * 2, WAIT_FOR_RECORD[1])
+
+
+async def _release_lease(lease: LeaseRequest, ex: ActionExecution) -> None:
+    """Best effort: a lease this run fails to release is taken over by the next execution once
+    this run has closed."""
+    try:
+        await local_step(LeaseActivities.release, lease, ex.policy)
+    except FinalFailure as failure:
+        workflow.logger.warning("record lease %s not released (%s); the next execution takes it "
+                                "over once this run has closed", lease.key, failure.message)

@@ -1,12 +1,18 @@
-"""The per-record workflow: every write to one Kleer record, one execution at a time.
+"""The per-record write: every write to one Kleer record, one execution at a time.
 
 Two executions can work on the same HubSpot record at once (a company enrolled in both client
-actions, a deal in two workflows with Create Invoice) and on any workers. Each action run hands
-its write to a child workflow whose id is the record's (`record_workflow_id`: portal, Kleer kind,
-HubSpot record); Temporal runs one workflow per id at a time, so the second execution's child
-starts only when the first one's has closed, and then finds the record the first one made by its
-marker instead of creating a twin. Serialised here as well: the id written back and the HubSpot
-mirror with its line items, so two syncs of one record never interleave.
+actions, a deal in two workflows with Create Invoice) and on any workers. Only one of them writes
+the record at a time; the next one then finds what the first one made by its marker instead of
+creating a twin. Serialised with it: the id written back and the HubSpot mirror with its line
+items, so two syncs of one record never interleave. Two ways, chosen by the action's run
+(workflows/common.py `_write_record`):
+
+- since `record-lease`, with a database: the run writes while it holds the record's lease, a row
+  all workers share (activities/leases.py). No workflow of its own, which is what made the
+  Temporal side of a bulk enrollment a third slower (bench/README.md).
+- before that, or on a worker without a database: a child workflow, KleerRecordWrite below, whose
+  id is the record's (`record_workflow_id`: portal, Kleer kind, HubSpot record); Temporal runs one
+  workflow per id at a time.
 """
 
 from __future__ import annotations
@@ -28,17 +34,23 @@ with workflow.unsafe.imports_passed_through():
 class KleerRecordWrite:
     @workflow.run
     async def run(self, work: RecordWork) -> RecordDone:
-        spec = ACTIONS[work.action]
-        try:
-            if spec.operation == "create":
-                written = await _create(spec, work)
-            else:
-                written = await _update(spec, work)
-            if spec.sync is not None:
-                await _sync_back(spec, work, written)
-        except FinalFailure as failure:
-            return RecordDone(kleer_id=failure.kleer_id, error_message=failure.message)
-        return RecordDone(kleer_id=str(written.id), existed=written.existed)
+        return await write_record(work)
+
+
+async def write_record(work: RecordWork) -> RecordDone:
+    """The write itself: in this child workflow, or in the action's own run while it holds the
+    record's lease (workflows/common.py)."""
+    spec = ACTIONS[work.action]
+    try:
+        if spec.operation == "create":
+            written = await _create(spec, work)
+        else:
+            written = await _update(spec, work)
+        if spec.sync is not None:
+            await _sync_back(spec, work, written)
+    except FinalFailure as failure:
+        return RecordDone(kleer_id=failure.kleer_id, error_message=failure.message)
+    return RecordDone(kleer_id=str(written.id), existed=written.existed)
 
 
 async def _create(spec: ActionSpec, work: RecordWork) -> KleerWritten:

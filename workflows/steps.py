@@ -74,11 +74,27 @@ async def step(
                                                       priority=priority,
                                                       **step_options(policy, hubspot=hubspot))
     except ActivityError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        if not (isinstance(cause, ApplicationError) and cause.non_retryable):
-            message = f"gave up after retrying for {policy.give_up_after_s:.0f} s: {message}"
-        raise FinalFailure(failure + message, kleer_id) from None
+        raise _final(err, policy, failure, kleer_id) from None
+
+
+async def local_step(activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy,
+                     failure: str = "") -> T:
+    """A short step on this worker (a database statement): a local activity, recorded in the
+    run's history as a marker instead of a task round trip through Temporal."""
+    try:
+        return await workflow.execute_local_activity_method(activity, arg,
+                                                            **step_options(policy))
+    except ActivityError as err:
+        raise _final(err, policy, failure) from None
+
+
+def _final(err: ActivityError, policy: StepPolicy, failure: str, kleer_id: str = ""
+           ) -> FinalFailure:
+    cause = err.cause
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+    if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+        message = f"gave up after retrying for {policy.give_up_after_s:.0f} s: {message}"
+    return FinalFailure(failure + message, kleer_id)
 
 
 async def hubspot_step(
