@@ -575,12 +575,14 @@ async def run_bench(config: BenchConfig, say: Say = _stderr) -> BenchReport:
                 api.stop()
             if config.noop_executions and deadline.left() > 60:
                 activities = _mix_activities(report, config)
-                for child in (0, 2):
+                # Own activities only; 2 in a child workflow (the per-record write before
+                # record-lease); 2 between two local activities (under a record lease).
+                for child, lease in ((0, 0), (2, 0), (0, 2)):
                     say(f"no-op ceiling: {config.noop_executions} workflows x {activities} "
-                        f"activities, {child} of them in a child workflow")
+                        f"activities, {child} of them in a child workflow, {lease} under a lease")
                     report.noop.append(await run_noop_baseline(
                         stack.client, config.noop_executions, activities, config.concurrency,
-                        deadline.left(), child_activities=child))
+                        deadline.left(), child_activities=child, lease_activities=lease))
             if config.ack_rates:
                 say(f"acknowledgement at {', '.join(f'{r:g}' for r in config.ack_rates)}/s "
                     f"({config.ack_duration_s:g} s each, in 3 alternating slices), ours beside the "

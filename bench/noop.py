@@ -26,6 +26,7 @@ class NoopJob:
     key: str
     activities: int
     child_activities: int = 0  # run in a child workflow before the last activity (0 = no child)
+    lease_activities: int = 0  # run between two local activities, as under a record lease
 
 
 @dataclass
@@ -44,6 +45,10 @@ class NoopActivities:
     async def step(self, step: NoopStep) -> None:
         if step.last:
             self.finished[step.key] = time.time()
+
+    @activity.defn(name="BenchNoopLocal")
+    async def local(self, key: str) -> None:
+        """Stands for the record lease's take and release (activities/leases.py)."""
 
 
 async def _steps(key: str, count: int, last: bool) -> None:
@@ -64,15 +69,24 @@ class NoopChildWorkflow:
 @workflow.defn(name="BenchNoop")
 class NoopWorkflow:
     """Like an action run: its activities, with the middle ones in a child workflow (as
-    workflows/record.py does the per-record writes) when child_activities > 0."""
+    workflows/record.py did the per-record writes before `record-lease`) when child_activities
+    > 0, or between two local activities (the record lease's take and release) when
+    lease_activities > 0."""
 
     @workflow.run
     async def run(self, job: NoopJob) -> int:
-        own = job.activities - job.child_activities
+        own = job.activities - job.child_activities - job.lease_activities
         await _steps(job.key, own - 1, last=False)
         if job.child_activities:
             await workflow.execute_child_workflow(NoopChildWorkflow.run, job,
                                                   id=f"{job.key}-child")
+        if job.lease_activities:
+            local = timedelta(seconds=10)
+            await workflow.execute_local_activity_method(NoopActivities.local, job.key,
+                                                         start_to_close_timeout=local)
+            await _steps(job.key, job.lease_activities, last=False)
+            await workflow.execute_local_activity_method(NoopActivities.local, job.key,
+                                                         start_to_close_timeout=local)
         await _steps(job.key, 1, last=True)
         return job.activities
 
@@ -86,6 +100,7 @@ class NoopResult:
     wall_s: float | None  # first start -> last workflow's last activity
     executions_per_s: float | None
     timed_out: bool
+    lease_activities: int = 0
 
 
 async def _start_all(client: Client, jobs: list[NoopJob], concurrency: int,
@@ -111,15 +126,17 @@ async def _wait_finished(acts: NoopActivities, total: int, timeout_s: float) -> 
 
 
 async def run_noop_baseline(client: Client, workflows: int, activities: int, concurrency: int,
-                            timeout_s: float, child_activities: int = 0) -> NoopResult:
+                            timeout_s: float, child_activities: int = 0,
+                            lease_activities: int = 0) -> NoopResult:
     """Start `workflows` no-op workflows (bounded concurrency) and time until all have finished."""
     acts = NoopActivities()
     run = uuid.uuid4().hex[:8]
-    activities = max(1 + child_activities, activities)
-    jobs = [NoopJob(f"bench-noop-{run}-{i}", activities, child_activities) for i in range(workflows)]
+    activities = max(1 + child_activities + lease_activities, activities)
+    jobs = [NoopJob(f"bench-noop-{run}-{i}", activities, child_activities, lease_activities)
+            for i in range(workflows)]
     started: dict[str, float] = {}
     worker = Worker(client, task_queue=NOOP_TASK_QUEUE, workflows=[NoopWorkflow, NoopChildWorkflow],
-                    activities=[acts.step])
+                    activities=[acts.step, acts.local])
     deadline = time.monotonic() + timeout_s
     async with worker:
         try:
@@ -130,4 +147,4 @@ async def run_noop_baseline(client: Client, workflows: int, activities: int, con
     wall = max(acts.finished.values()) - min(started.values()) if acts.finished else None
     rate = len(acts.finished) / wall if wall else None
     return NoopResult(workflows, activities, child_activities, len(acts.finished), wall, rate,
-                      not done)
+                      not done, lease_activities)

@@ -393,10 +393,11 @@ def format_report(r: BenchReport) -> str:
     if r.noop:
         lines += _table("Temporal no-op ceiling (same server, own task queue, worker in the bench "
                         "process): workflows of do-nothing activities",
-                        ["workflows", "activities", "of them in a child", "completed", "wall",
-                         "executions/s"],
+                        ["workflows", "activities", "of them in a child",
+                         "between 2 local activities", "completed", "wall", "executions/s"],
                         [[str(n.workflows), str(n.activities_per_workflow), str(n.child_activities),
-                          str(n.completed), _fmt(n.wall_s, " s", 1), _fmt(n.executions_per_s)]
+                          str(n.lease_activities), str(n.completed), _fmt(n.wall_s, " s", 1),
+                          _fmt(n.executions_per_s)]
                          for n in r.noop])
     goals = r.goals()
     if goals:
