@@ -1,6 +1,6 @@
 """Kleer activities: create (exactly once, found again by its marker), update, resolve products.
 
-These run inside the per-record workflow (workflows/record.py), so two executions never write the
+These run inside the per-record write (workflows/record.py), so two executions never write the
 same Kleer record at the same time; what is left to handle here is a write whose outcome is
 unknown (kleer.md "Unknown outcome").
 """
@@ -65,7 +65,7 @@ class KleerActivities:
 
         Looked for first only where it can exist: on a retry (an earlier attempt's outcome may
         be unknown), or when an earlier execution worked on the same HubSpot record
-        (`lookup_first`, set by the per-record workflow).
+        (`lookup_first`, set by the per-record write).
         """
         kleer = await self.client(req.portal_id)
         attempt = activity.info().attempt

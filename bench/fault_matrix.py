@@ -206,12 +206,18 @@ async def _row(stack: LocalStack, driver: HubSpotDriver, name: str, fault: str, 
     return name, len(runs), duplicates, losses, time.monotonic() - started
 
 
-async def main_async(per_fault: int, only: list[str] | None, settle_s: float = 2) -> list[tuple]:
+async def main_async(per_fault: int, only: list[str] | None, settle_s: float = 2,
+                     database: str = "sqlite") -> list[tuple]:
     state = Path(tempfile.mkdtemp(prefix="fault-matrix-"))
     settings = Settings(
         task_queue="fault-matrix", http_timeout_s=2, create_settle_s=settle_s,
         step_policy=StepPolicy(start_to_close_s=6, initial_retry_s=0.2, max_retry_s=2,
                                give_up_after_s=600),
+        # With a database (as deployed) one write per record at a time is a lease; without, the
+        # record's child workflow (workflows/record.py).
+        database_url=None if database == "none" else f"sqlite+aiosqlite:///{state / 'kleer.db'}",
+        database_secrets_key=None if database == "none" else "fault-matrix-key",
+        sync_interval_s=24 * 3600,  # no outbound sync during the matrix
     )
     rows = []
     async with LocalStack(settings=settings, run_worker=False, db_file=state / "temporal.db",
@@ -234,9 +240,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(FAULTS.values()), help="run these only")
     parser.add_argument("--settle", type=float, default=2,
                         help="CREATE_SETTLE_SECONDS; 0 shows what the settle wait prevents")
+    parser.add_argument("--database", choices=["sqlite", "none"], default="sqlite",
+                        help="the workers' database: record leases (sqlite, as ./run.sh) or the "
+                             "per-record child workflow (none)")
     args = parser.parse_args()
     print("| fault | executions | duplicates | losses | time |\n|---|---|---|---|---|", flush=True)
-    rows = asyncio.run(main_async(args.per_fault, args.only, args.settle))
+    rows = asyncio.run(main_async(args.per_fault, args.only, args.settle, args.database))
     bad = sum(r[2] + r[3] for r in rows)
     print(f"\n{sum(r[1] for r in rows)} executions, {bad} duplicates or losses")
     sys.exit(1 if bad else 0)

@@ -276,6 +276,7 @@ class LocalStack:
         env["HUBSPOT_MAX_BATCH"] = str(s.hubspot_max_batch)
         env["HUBSPOT_BATCH_WINDOW_MS"] = str(s.hubspot_batch_window_s * 1000)
         env["RECONNECT_RETRY_SECONDS"] = str(s.reconnect_retry_s)
+        env["SYNC_INTERVAL_MINUTES"] = str(s.sync_interval_s / 60)
         env["HUBSPOT_TOKEN_REFRESH_MARGIN_SECONDS"] = str(
             s.token_refresh_margin_s if self.token_margin_s is None else self.token_margin_s)
         if s.mappings_dir:

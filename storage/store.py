@@ -110,9 +110,10 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, box: SecretBox,
                  limits: AsyncEngine | None = None) -> None:
-        """`limits`: PostgreSQL only, an engine in autocommit for the rate limiter's one
-        statement (no transaction, no ping: a dropped connection fails one acquire, which its
-        caller retries, and the pool replaces it)."""
+        """`limits`: PostgreSQL only, an engine in autocommit for the single statements of the
+        rate limiter and the record leases, the hottest paths of a burst (no transaction, no
+        ping: a dropped connection fails one call, which its caller retries, and the pool
+        replaces it)."""
         self._engine = engine
         self._limits = limits
         self._writer = engine.execution_options(**{WRITE: True})
@@ -170,6 +171,17 @@ class Store:
         """A write transaction (SQLite: BEGIN IMMEDIATE, after this process's other writers)."""
         async with self._sqlite_writer or nullcontext():
             async with self._writer.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _single(self) -> AsyncIterator[AsyncConnection]:
+        """For statements atomic on their own: PostgreSQL's autocommit engine (one round trip
+        instead of ping, BEGIN, statement, COMMIT); SQLite's write transaction."""
+        if self._limits is None:
+            async with self._write() as conn:
+                yield conn
+        else:
+            async with self._limits.connect() as conn:
                 yield conn
 
     def _insert(self, table: Any) -> Any:
@@ -489,7 +501,7 @@ class Store:
             set_={"holder": holder, "since": now, "takes": record_leases.c.takes + 1},
             where=or_(record_leases.c.holder.is_(None), record_leases.c.holder == holder),
         ).returning(record_leases.c.takes)
-        async with self._write() as conn:
+        async with self._single() as conn:
             row = (await conn.execute(stmt)).first()
             if row is not None:
                 return RecordLease(holder=holder, first=row.takes == 1)
@@ -503,7 +515,7 @@ class Store:
         `holder`; False if `gone` no longer holds it (released, or taken over already)."""
         stmt = (update(record_leases).where(record_leases.c.key == key, record_leases.c.holder == gone)
                 .values(holder=holder, since=db_now(), takes=record_leases.c.takes + 1))
-        async with self._write() as conn:
+        async with self._single() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
     @_guarded
@@ -512,7 +524,7 @@ class Store:
         frees a lease someone else took over."""
         stmt = (update(record_leases).where(record_leases.c.key == key,
                                             record_leases.c.holder == holder).values(holder=None))
-        async with self._write() as conn:
+        async with self._single() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
     # -- the outbound sync's state ----------------------------------------------------------
