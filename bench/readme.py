@@ -146,7 +146,8 @@ def section(run: dict[str, Any], notes: str, source: str) -> str:
         f"`{source.removesuffix('.json')}.txt`, every figure: `{source}`). Machine: 2 cores, "
         f"shared and noisy. Temporal dev server (in memory), simulators in the bench process, "
         f"our API (`kleer-hubspot api`) and {c['worker_processes']} `python -m worker` processes "
-        f"in processes of their own sharing a {c['database']} database (the limiter); HubSpot "
+        f"in processes of their own sharing a {c['database']} database (the limiter, the record "
+        f"leases); HubSpot "
         f"limit {c['hubspot_limit']} requests per 10 s (private app), paced at "
         f"{c['hubspot_limit'] / 10 * 0.9:.1f}/s; Kleer 50/s per token, paced at "
         f"{c['kleer_pace']:g}/s; mix " + ", ".join(
