@@ -9,7 +9,7 @@ polls...) and ours, all prefixed `kleer_`:
 - `kleer_http_calls{service,status}`: HubSpot and Kleer calls by status class, 429s included.
 
 Logs: `LOG_FORMAT=json` prints one JSON object per line with the Temporal context (workflow id,
-which is `hubspot-action-<callbackId>`, activity type, attempt) as fields; no secret is ever logged
+`<action>-<object type>-<object id>-<callbackId>`, activity type, attempt) as fields; no secret is ever logged
 (requests are logged by URL, never with headers).
 """
 
