@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -95,9 +96,9 @@ async def stack(log_recorder: LogRecorder, mappings_dir: Path, tmp_path_factory:
         yield s
 
 
-@pytest.fixture
-async def driver(stack: LocalStack) -> AsyncIterator[HubSpotDriver]:
-    """A HubSpot driver; every test starts and ends with no injected faults."""
+@asynccontextmanager
+async def fault_free_driver(stack: LocalStack) -> AsyncIterator[HubSpotDriver]:
+    """A HubSpot driver for `stack`, with no injected faults before and after."""
     stack.hubspot.faults.clear()
     stack.kleer.faults.clear()
     async with HubSpotDriver(stack.action_url("create-client"), DEMO_CLIENT_SECRET,
@@ -105,6 +106,13 @@ async def driver(stack: LocalStack) -> AsyncIterator[HubSpotDriver]:
         yield d
     stack.hubspot.faults.clear()
     stack.kleer.faults.clear()
+
+
+@pytest.fixture
+async def driver(stack: LocalStack) -> AsyncIterator[HubSpotDriver]:
+    """A HubSpot driver; every test starts and ends with no injected faults."""
+    async with fault_free_driver(stack) as d:
+        yield d
 
 
 class Runner:

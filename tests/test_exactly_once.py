@@ -72,12 +72,7 @@ async def test_two_client_actions_on_one_company_at_once_make_one_client(stack, 
         (action, "COMPANY", cid, {"name": f"Twin Risk {n} AB"} if action == "create-client" else {})
         for n, cid in enumerate(companies)
         for action in ("create-client", "create-client-from-mappings")])
-    for n, cid in enumerate(companies):
-        pair = outs[2 * n:2 * n + 2]
-        records = kleer_records(stack, "client", cid, "create-client")
-        assert len(records) == 1, records
-        assert {o["kleer_id"] for o in pair} == {str(records[0]["id"])}
-        assert sorted(o["result"] for o in pair) == ["created", "skipped"]
+    assert_one_client_per_company(stack, companies, outs)
     # This stack's worker has no database: the record's child workflow serialised the writes
     # (with a database, a lease does: test_record_leases.py). The execution that created the
     # client wrote through it (the other may have skipped on reading the id written back).
@@ -96,6 +91,17 @@ async def test_two_invoice_executions_on_one_deal_at_once_make_one_invoice(stack
     outs = await _together(stack, run, [("create-invoice", "DEAL", deal, {})
                                         for deal in deals for _ in range(2)])
     assert_one_invoice_per_deal(stack, deals, outs)
+
+
+def assert_one_client_per_company(stack, companies: list, outs: list[dict]) -> None:
+    """Both client actions per company (in `outs`, pairwise): one Kleer client each, one
+    execution created it and the other reports it as skipped, with the same id."""
+    for n, cid in enumerate(companies):
+        pair = outs[2 * n:2 * n + 2]
+        records = kleer_records(stack, "client", cid, "create-client")
+        assert len(records) == 1, records
+        assert {o["kleer_id"] for o in pair} == {str(records[0]["id"])}
+        assert sorted(o["result"] for o in pair) == ["created", "skipped"]
 
 
 def assert_one_invoice_per_deal(stack, deals: list, outs: list[dict]) -> None:
