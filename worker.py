@@ -20,7 +20,6 @@ import sys
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.hubspot import HubSpotActivities
 from activities.kleer import KleerActivities
@@ -35,18 +34,9 @@ from telemetry import MetricsBindError, setup_logging
 from temporal_client import TemporalUnavailable, connect_with_retry, run
 from workflows import ALL_WORKFLOWS
 from workflows.models import hubspot_task_queue
+from workflows.runner import workflow_runner
 
 log = logging.getLogger(__name__)
-
-# The sandbox re-imports every module it does not pass through for each workflow run, to give the
-# run fresh module state. Ours hold none (their I/O is in activities; runtime restrictions such as
-# datetime.now still apply), and re-importing the workflows package for every run was a fifth of
-# a worker's CPU in a bulk enrollment (py-spy, bench/README.md): pass our own packages through.
-FIRST_PARTY = ("workflows", "actions", "activities", "sync", "hubspot_api", "kleer_api", "codec",
-               "service_errors", "settings", "pacing", "portals", "storage", "oauth", "telemetry")
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(*FIRST_PARTY))
-
 
 class WorkerGroup:
     """The workflow/Kleer worker and the HubSpot worker, with what their activities hold."""
@@ -88,7 +78,7 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     leases = LeaseActivities(services.store)  # local activities of the action runs
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=workflow_runner(client.data_converter),
         activities=[kleer.create, kleer.update, kleer.find_products, sync.sync_page,
                     leases.take, leases.release],
         max_concurrent_activities=settings.max_concurrent_activities,

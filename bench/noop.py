@@ -16,7 +16,9 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
+
+from workflows.runner import workflow_runner
 
 NOOP_TASK_QUEUE = "kleer-bench-noop"
 
@@ -127,8 +129,10 @@ async def _wait_finished(acts: NoopActivities, total: int, timeout_s: float) -> 
 
 async def run_noop_baseline(client: Client, workflows: int, activities: int, concurrency: int,
                             timeout_s: float, child_activities: int = 0,
-                            lease_activities: int = 0) -> NoopResult:
-    """Start `workflows` no-op workflows (bounded concurrency) and time until all have finished."""
+                            lease_activities: int = 0, runner: WorkflowRunner | None = None
+                            ) -> NoopResult:
+    """Start `workflows` no-op workflows (bounded concurrency) and time until all have finished.
+    `runner`: the workflow runner; by default the one our worker uses (workflows/runner.py)."""
     acts = NoopActivities()
     run = uuid.uuid4().hex[:8]
     activities = max(1 + child_activities + lease_activities, activities)
@@ -136,7 +140,8 @@ async def run_noop_baseline(client: Client, workflows: int, activities: int, con
             for i in range(workflows)]
     started: dict[str, float] = {}
     worker = Worker(client, task_queue=NOOP_TASK_QUEUE, workflows=[NoopWorkflow, NoopChildWorkflow],
-                    activities=[acts.step, acts.local])
+                    activities=[acts.step, acts.local],
+                    workflow_runner=runner or workflow_runner(client.data_converter))
     deadline = time.monotonic() + timeout_s
     async with worker:
         try:

@@ -18,6 +18,7 @@ from settings import Settings
 from temporal_client import data_converter
 from tests.conftest import PAYLOAD_KEY
 from workflows import ALL_WORKFLOWS
+from workflows.runner import workflow_runner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -29,7 +30,8 @@ def test_there_are_histories_to_replay():
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_run_recorded_on_earlier_code_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=ALL_WORKFLOWS,
-                        data_converter=data_converter(Settings(payload_key=PAYLOAD_KEY)))
+    converter = data_converter(Settings(payload_key=PAYLOAD_KEY))
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=converter,
+                        workflow_runner=workflow_runner(converter))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
