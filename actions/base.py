@@ -110,4 +110,12 @@ def foreign_id(portal_id: int, object_type: str, object_id: str | int, kind: str
     return f"hubspot:{portal_id}:{object_type.lower()}:{object_id}:{kind}"
 
 
-__all__ = ["ActionContext", "ActionSpec", "SyncSpec", "InputError", "foreign_id"]
+def record_workflow_id(portal_id: int, kind: str, object_type: str, object_id: int | str) -> str:
+    """One id per (portal, Kleer kind, HubSpot record): writes to it run one at a time. The
+    key of the record's lease (and the id of its child workflow on workers without a database);
+    the outbound sync writes an action's mirror under it too."""
+    return f"kleer-{kind}-of-{object_type.lower()}-{object_id}-portal-{portal_id}"
+
+
+__all__ = ["ActionContext", "ActionSpec", "SyncSpec", "InputError", "foreign_id",
+           "record_workflow_id"]

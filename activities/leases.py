@@ -11,6 +11,8 @@ workflow instead (workflows/record.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -46,6 +48,22 @@ class LeaseActivities:
     async def release(self, req: LeaseRequest) -> None:
         if self._store is not None:
             await self._store.release_record(req.key, req.holder)
+
+
+async def take_all(store: Store, keys: Sequence[str], holder: str) -> dict[str, str]:
+    """For a writer of many records at once (the outbound sync's page, held by its workflow id):
+    take each key's lease unless a running execution holds it, taking over those of closed
+    runs. The holder of each key afterwards: `holder` where taken. Called from an activity."""
+    holders = await store.take_records(keys, holder)
+    for gone in {h for h in holders.values() if h != holder}:
+        if not await _closed(gone):
+            continue
+        for key in [k for k, h in holders.items() if h == gone]:
+            if await store.take_over_record(key, gone, holder):
+                holders[key] = holder
+                activity.logger.warning("%s: took the lease over from %s, whose run closed "
+                                        "without releasing it", key, gone)
+    return holders
 
 
 async def _closed(workflow_id: str) -> bool:

@@ -527,6 +527,37 @@ class Store:
         async with self._single() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
+    @_guarded
+    async def take_records(self, keys: Sequence[str], holder: str) -> dict[str, str]:
+        """`take_record` for many keys in one upsert (the outbound sync, a page at a time): the
+        holder of each key after the call, `holder` where it took (or already held) it."""
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        now = db_now()
+        stmt = self._insert(record_leases).values(
+            [{"key": key, "holder": holder, "since": now, "takes": 1} for key in keys])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[record_leases.c.key],
+            set_={"holder": holder, "since": now, "takes": record_leases.c.takes + 1},
+            where=or_(record_leases.c.holder.is_(None), record_leases.c.holder == holder),
+        )
+        async with self._write() as conn:  # one transaction: the read sees what the upsert did
+            await conn.execute(stmt)
+            rows = (await conn.execute(select(record_leases.c.key, record_leases.c.holder).where(
+                record_leases.c.key.in_(keys)))).all()
+        return {row.key: row.holder for row in rows}
+
+    @_guarded
+    async def release_records(self, keys: Sequence[str], holder: str) -> int:
+        """`release_record` for many keys; how many `holder` still held."""
+        if not keys:
+            return 0
+        stmt = (update(record_leases).where(record_leases.c.key.in_(sorted(set(keys))),
+                                            record_leases.c.holder == holder).values(holder=None))
+        async with self._single() as conn:
+            return (await conn.execute(stmt)).rowcount
+
     # -- the outbound sync's state ----------------------------------------------------------
 
     @_guarded

@@ -25,9 +25,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from actions.agreement import SUBSCRIPTION_SYNC
+from actions.base import record_workflow_id
 from actions.invoice import SPEC as INVOICE
 from actions.invoice import hubspot_invoice
 from activities.errors import translate_errors
+from activities.leases import take_all
 from hubspot_api.client import BATCH_LIMIT, HubSpotClient, http_pool
 from hubspot_api.models import CrmObject
 from kleer_api.client import KleerClient, Record, kleer_pool, record_id
@@ -47,6 +49,13 @@ _MARKER = "hubspot:{portal}:{object}:"
 
 def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _lease_key(portal_id: int, kind: SyncKind, record: Record) -> str | None:
+    """The record lease our action's sync-back of this mirror runs under (None: no action of
+    ours made this Kleer record)."""
+    deal = marked_object(record, portal_id, "deal")
+    return record_workflow_id(portal_id, kind, "DEAL", deal) if deal is not None else None
 
 
 def marked_object(record: Record, portal_id: int, object_type: str) -> str | None:
@@ -310,6 +319,31 @@ class SyncActivities:
             work.append((record, props, items, form_digest, company.hubspot_id))
         if not work:
             return summary
+        # A mirror our action made (the Kleer record carries its deal) is also written by that
+        # action's sync-back, under the deal's record lease: the sync writes it under the same
+        # lease, so the two never replace its line items at once. Held by a running action: left
+        # to it, and to the next run, which finds the digest unsaved.
+        leases = {str(rec["id"]): key for rec, *_ in work
+                  if (key := _lease_key(portal_id, kind, rec)) is not None}
+        holder = activity.info().workflow_id
+        holders = await take_all(store, list(leases.values()), holder)
+        busy = {kleer_id for kleer_id, key in leases.items() if holders.get(key) != holder}
+        summary.left_to_actions += len(busy)
+        try:
+            await self._write_mirrors(portal_id, kind, object_type, counter, hubspot, summary,
+                                      [w for w in work if str(w[0]["id"]) not in busy])
+        finally:
+            await store.release_records([key for key in leases.values()
+                                         if holders.get(key) == holder], holder)
+        return summary
+
+    async def _write_mirrors(self, portal_id: int, kind: SyncKind, object_type: str, counter: str,
+                             hubspot: HubSpotClient, summary: SyncSummary, work: list[tuple]
+                             ) -> None:
+        store = self._services.store
+        assert store is not None
+        if not work:
+            return
 
         def refused(item: Any, exc: ServiceError) -> None:
             summary.errors.append(f"{kind} {item[0]}: {exc.message}")
@@ -329,8 +363,8 @@ class SyncActivities:
                 if isinstance(refs, ServiceError):
                     raise refs  # rows we cannot see would be doubled: retry the page
                 ids += [li.id for li in refs]
-            for start in range(0, len(ids), BATCH_LIMIT):
-                await hubspot.batch_archive("line_items", ids[start:start + BATCH_LIMIT])
+        for start in range(0, len(ids), BATCH_LIMIT):
+            await hubspot.batch_archive("line_items", ids[start:start + BATCH_LIMIT])
         types = [{"associationCategory": "HUBSPOT_DEFINED",
                   "associationTypeId": await hubspot.default_type_id("line_items", object_type)}]
         line_items = [{"properties": p, "associations": [{"to": {"id": mirror.id}, "types": types}]}
@@ -343,7 +377,6 @@ class SyncActivities:
             SyncedRecord(kind=kind, kleer_id=rec["id"], hubspot_id=mirror.id, digest=d)
             for (rec, _, _, d, _), mirror in done])
         setattr(summary, counter, len(done))
-        return summary
 
     async def _associate(self, portal_id: int, kind: SyncKind, object_type: str,
                          new: list[tuple[tuple, Any]], hubspot: HubSpotClient,

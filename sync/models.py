@@ -27,6 +27,7 @@ class SyncSummary(BaseModel):
     invoices_upserted: int = 0
     unchanged: int = 0
     waiting_for_client: int = 0  # mirrors skipped until their Kleer client is linked
+    left_to_actions: int = 0  # mirrors skipped while an action run writes them (the next run does)
     unmatched: list[Unmatched] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
 
@@ -39,7 +40,8 @@ class SyncSummary(BaseModel):
     def line(self) -> str:
         return (f"{self.clients_linked} clients linked, {self.companies_created} companies created, "
                 f"{self.subscriptions_upserted} subscriptions and {self.invoices_upserted} invoices "
-                f"upserted, {self.unchanged} unchanged, {len(self.unmatched)} unmatched, "
+                f"upserted, {self.unchanged} unchanged, {self.left_to_actions} left to running "
+                f"actions, {len(self.unmatched)} unmatched, "
                 f"{len(self.errors)} errors")
 
 

@@ -65,6 +65,20 @@ async def test_a_lease_is_taken_over_only_from_the_holder_named(store: Store):
     assert (await store.take_record("rec-t", "run-c")).holder == "run-b"
 
 
+async def test_many_leases_are_taken_at_once_except_those_held(store: Store):
+    """The outbound sync's page: one upsert for all its records, the held ones left alone."""
+    await store.take_record("rec-m2", "action-run")
+    holders = await store.take_records(["rec-m1", "rec-m2", "rec-m3", "rec-m1"], "sync-run")
+    assert holders == {"rec-m1": "sync-run", "rec-m2": "action-run", "rec-m3": "sync-run"}
+    assert await store.take_records(["rec-m1"], "sync-run") == {"rec-m1": "sync-run"}  # retried
+    assert (await store.take_record("rec-m1", "action-run")).holder == "sync-run"
+    assert await store.release_records(["rec-m1", "rec-m2", "rec-m3"], "sync-run") == 2
+    assert (await store.take_record("rec-m2", "x")).holder == "action-run"  # not the sync's
+    after = await store.take_record("rec-m3", "action-run")
+    assert (after.holder, after.first) == ("action-run", False)  # written before: look first
+    assert await store.take_records([], "sync-run") == {}
+
+
 # --- the actions on a stack with a database ------------------------------------------------
 
 

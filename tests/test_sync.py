@@ -10,6 +10,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from actions.base import foreign_id, record_workflow_id
+from actions.invoice import SPEC as INVOICE
 from hubspot_api.models import CrmObject
 from local.stack import DEMO_KLEER_COMPANY, DEMO_PORTAL, LocalStack
 from settings import Settings, StepPolicy
@@ -218,3 +220,34 @@ def test_the_cli_shows_pauses_and_resumes_a_portals_sync(sync_stack):
     assert "paused" in cli("pause", "--portal-id", str(PORTAL), "--note", "holiday")
     assert "(holiday)" in cli("status", "--portal-id", str(PORTAL))
     assert "active" in cli("resume", "--portal-id", str(PORTAL))
+
+
+async def test_a_mirror_an_action_is_writing_is_left_to_it_and_written_once_it_is_done(sync_stack):
+    """The sync writes an action's mirror under the deal's record lease, the one the action's
+    sync-back runs under (workflows/common.py): never both at once, so rows are never doubled."""
+    stack, hs = sync_stack, sync_stack.hubspot
+    company = hs.create_object(PORTAL, "companies", {"name": "Leased AB"})
+    kleer_client = client(stack, "Leased AB", **{
+        "foreign-id": foreign_id(PORTAL, "COMPANY", company, "client")})
+    deal = hs.create_object(PORTAL, "deals", {"dealname": "Deal under a lease"})
+    made = invoice(stack, kleer_client, [("Work", 1000), ("Travel", 200)], "sent",
+                   **{"foreign-id": foreign_id(PORTAL, "DEAL", deal, INVOICE.kleer_kind)})
+    # An execution of create-invoice on that deal is writing: its run holds the lease.
+    key = record_workflow_id(PORTAL, INVOICE.kleer_kind, "DEAL", deal)
+    writer = await stack.client.start_workflow(
+        "AnActionRunStillWriting", id=f"writer-{uuid.uuid4().hex[:8]}", task_queue="nobody-polls")
+    assert (await stack.services.store.take_record(key, writer.id)).holder == writer.id
+
+    busy = await run_sync(stack)
+    assert busy.left_to_actions == 1 and busy.invoices_upserted == 0, busy
+    assert not hs.find_objects(PORTAL, "invoices", kleer_id=str(made))
+    assert (await stack.services.store.take_record(key, "someone else")).holder == writer.id
+
+    # The run ends without releasing (terminated): the next sync takes the lease over, writes
+    # the mirror with its rows once, and gives the lease back.
+    await writer.terminate(reason="test: the action's run ended")
+    done = await run_sync(stack)
+    assert done.left_to_actions == 0 and done.invoices_upserted == 1, done
+    assert line_item_names(stack, "invoices", mirror(stack, "invoices", made)["id"]) == [
+        "Travel", "Work"]
+    assert (await stack.services.store.take_record(key, "next")).holder == "next"  # released

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from actions.base import record_workflow_id  # noqa: F401 (re-exported: workflows' import)
 from settings import StepPolicy
 
 # Custom search attributes (registered by `kleer-hubspot dev`; see README for clusters), so the UI
@@ -84,11 +85,6 @@ class RecordDone(BaseModel):
     kleer_id: str = ""
     existed: bool = False  # made by an earlier execution, found by its marker
     error_message: str = ""
-
-
-def record_workflow_id(portal_id: int, kind: str, object_type: str, object_id: int | str) -> str:
-    """One id per (portal, Kleer kind, HubSpot record): writes to it run one at a time."""
-    return f"kleer-{kind}-of-{object_type.lower()}-{object_id}-portal-{portal_id}"
 
 
 def hubspot_task_queue(task_queue: str) -> str:
