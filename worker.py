@@ -14,10 +14,17 @@ share (pacing/): the database's when one is configured.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import signal
+import socket
 import sys
+import time
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -28,6 +35,7 @@ from pacing import LocalLimiter, Pacer
 from portals.directory import PortalDirectory
 from portals.services import PortalServices, open_services
 from settings import ConfigError, Settings, check_role, load_settings
+from storage.db import safe_url
 from sync import schedules
 from sync.activities import SyncActivities
 from telemetry import MetricsBindError, setup_logging
@@ -37,6 +45,46 @@ from workflows.models import hubspot_task_queue
 from workflows.runner import workflow_runner
 
 log = logging.getLogger(__name__)
+
+LEASES_MARK = " leases="
+RECENT_POLLER_S = 120  # a running worker polls again at least every minute (long polls)
+
+
+def lease_store(settings: Settings) -> str:
+    """Which database holds this worker's record leases ("none": child workflows instead), as a
+    digest: every worker of a task queue must agree on it (docs/guarantees.md §2)."""
+    if not settings.database_url:
+        return "none"
+    return hashlib.sha256(safe_url(settings.database_url).encode()).hexdigest()[:12]
+
+
+def worker_identity(settings: Settings) -> str:
+    """The SDK's default (pid@host), plus the lease store, for `check_one_lease_store`."""
+    return f"{os.getpid()}@{socket.gethostname()}{LEASES_MARK}{lease_store(settings)}"
+
+
+async def check_one_lease_store(client: Client, settings: Settings) -> None:
+    """Refuse to start beside a running worker of the same task queue whose record leases live
+    in another database, or in none: executions on the two would each think they write a record
+    alone, and two executions for one record could both create it."""
+    response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=settings.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    mine, now = lease_store(settings), time.time()
+    for poller in response.pollers:
+        _, marked, theirs = poller.identity.rpartition(LEASES_MARK)
+        if not marked or theirs == mine:
+            continue  # the same store, or a worker from before the mark
+        if now - poller.last_access_time.ToSeconds() > RECENT_POLLER_S:
+            continue  # gone (the server lists pollers for a while after they stop)
+        ours = f"DATABASE_URL {safe_url(settings.database_url)}" if settings.database_url \
+            else "no DATABASE_URL"
+        raise ConfigError(
+            f"worker {poller.identity!r} polls task queue {settings.task_queue!r} with another "
+            f"record-lease store than this one ({ours}); every worker of a task queue must have "
+            "the same DATABASE_URL, or all none (README \"Scaling out\"): stop it or fix this "
+            "worker's environment")
+
 
 class WorkerGroup:
     """The workflow/Kleer worker and the HubSpot worker, with what their activities hold."""
@@ -79,6 +127,7 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
         workflow_runner=workflow_runner(client.data_converter),
+        identity=worker_identity(settings),
         activities=[kleer.create, kleer.update, kleer.find_products, sync.sync_page,
                     leases.take, leases.release],
         max_concurrent_activities=settings.max_concurrent_activities,
@@ -89,6 +138,7 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     if settings.worker_hubspot_calls:  # WORKER_HUBSPOT_CALLS=false: left to other processes
         workers.append(Worker(
             client, task_queue=hubspot_task_queue(settings.task_queue),
+            identity=worker_identity(settings),
             activities=[hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
                         hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items,
                         hubspot.complete],
@@ -119,6 +169,7 @@ async def run_worker(settings: Settings) -> None:
     services = await open_services(settings)
     try:
         client = await connect_with_retry(settings)
+        await check_one_lease_store(client, settings)
         group = build_worker(client, settings, services)
         log.info("worker on %s, task queue %s%s, %d portals from the environment%s",
                  settings.temporal_address, settings.task_queue,
@@ -147,6 +198,9 @@ def main() -> None:
         run(run_worker(settings))
     except MetricsBindError as exc:
         print(f"worker: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ConfigError as exc:  # found once Temporal answered (check_one_lease_store)
+        print(f"worker: {exc.paragraph()}", file=sys.stderr)
         raise SystemExit(2) from None
     except TemporalUnavailable as exc:
         print(f"worker: {exc}", file=sys.stderr)

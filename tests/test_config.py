@@ -4,6 +4,7 @@ a busy metrics port named as such, clean exits of short commands."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from local.temporal_server import free_port
 from settings import ConfigError, Settings, check_role, load_settings
+from tests.conftest import DATABASE_SECRETS_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTAL_VARS = {"PORTAL_5_HUBSPOT_TOKEN": "t", "PORTAL_5_KLEER_COMPANY_ID": "1",
@@ -195,3 +197,28 @@ def test_the_settings_pages_need_a_session_secret():
     with pytest.raises(ConfigError, match="SESSION_SECRET is not set"):
         check_role(pages, "api", host="127.0.0.1")
     check_role(replace(pages, session_secret="long random"), "api", host="127.0.0.1")
+
+
+async def test_a_worker_refuses_to_start_beside_one_whose_leases_live_elsewhere(stack, tmp_path):
+    """The session stack's worker polls its task queue without a database (its executions take
+    turns on a record through child workflows): a worker with a DATABASE_URL on that queue
+    would take leases instead, and the two could write one record at once."""
+    from worker import check_one_lease_store, worker_identity
+
+    queue = stack.settings.task_queue
+    assert worker_identity(stack.settings).endswith(" leases=none")
+    await check_one_lease_store(stack.client, replace(stack.settings, database_url=None))  # alike
+    with pytest.raises(ConfigError) as err:
+        await check_one_lease_store(stack.client, replace(
+            stack.settings, database_url=f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"))
+    assert f"polls task queue '{queue}' with another record-lease store" in str(err.value)
+    assert "leases=none" in str(err.value)
+
+    # As an operator meets it: `kleer-hubspot worker` exits with status 2 and says why.
+    done = await asyncio.to_thread(_cli, "worker", env=_env(
+        TEMPORAL_ADDRESS=stack.settings.temporal_address, TEMPORAL_TASK_QUEUE=queue,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
+        DATABASE_SECRETS_KEY=DATABASE_SECRETS_KEY, METRICS_BIND=f"127.0.0.1:{free_port()}"))
+    assert done.returncode == 2, done.stderr
+    assert "with another record-lease store than this one (DATABASE_URL sqlite" in done.stderr
+    assert "Traceback" not in done.stderr
