@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -35,7 +35,8 @@ from settings import Settings, load_settings
 from storage.db import StorageUnavailable
 from temporal_client import connect_with_retry
 from workflows import WORKFLOWS
-from workflows.models import ActionExecution
+from workflows.models import ActionExecution, ActionResult
+from workflows.runs import outcome as run_outcome
 
 log = logging.getLogger("api")
 
@@ -112,6 +113,22 @@ def _signed_uri(request: Request, settings: Settings) -> str:
         query = f"?{request.url.query}" if request.url.query else ""
         return settings.public_base_url.rstrip("/") + request.url.path + query
     return str(request.url)
+
+
+async def _closed_run_result(client: Client, wf_id: str) -> ActionResult | None:
+    """The outcome of a re-delivered execution whose run has already closed; None while it runs
+    (or when it has no outcome: terminated, unreadable). HubSpot re-sends only when it did not
+    get our first answer, so it may never have taken the callback that run completed: answering
+    BLOCK again would leave it waiting for a callback that never comes. The outcome itself ends
+    the action in HubSpot as the run ended it."""
+    handle = client.get_workflow_handle(wf_id)
+    try:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            return None
+        return await asyncio.wait_for(run_outcome(handle), timeout=5)
+    except Exception as exc:  # noqa: BLE001 - BLOCK, as before, is the safe answer
+        log.info("re-delivery of %s: no outcome to answer with (%s)", wf_id, exc)
+        return None
 
 
 def create_app(settings: Settings | None = None, client: Client | None = None,
@@ -228,14 +245,18 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
                       extra=context)
         except WorkflowAlreadyStartedError:
             outcome = "duplicate"
-            log.info("re-delivery of %s: workflow %s already exists", execution.callbackId, wf_id,
-                     extra=context)
         except Exception:
             log.exception("could not start %s", wf_id, extra=context)
             # 503: HubSpot retries, and the same callbackId maps to the same workflow id.
             return answer(_error(503, "could not start the workflow; retry"), key, "unavailable")
         finally:
             starting[0] -= 1
+        if outcome == "duplicate":
+            result = await _closed_run_result(state["client"], wf_id)
+            log.info("re-delivery of %s: workflow %s already exists%s", execution.callbackId, wf_id,
+                     f", closed: answered {result.state}" if result else "", extra=context)
+            if result is not None:
+                return answer(JSONResponse({"outputFields": result.output_fields()}), key, outcome)
         return answer(JSONResponse({"outputFields": {
             "hs_execution_state": "BLOCK",
             "hs_expiration_duration": settings.callback_expiration,

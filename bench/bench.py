@@ -127,10 +127,12 @@ def _epoch(iso: str) -> float:
 
 
 def _delivered(delivery: DeliveryResult | None) -> bool:
-    """200 with BLOCK: the API accepted the execution and a workflow will complete it."""
+    """200 with BLOCK: the API accepted the execution and a workflow will complete it; or, for a
+    re-delivery that came after its run closed, that run's outcome (api.py)."""
     if delivery is None or delivery.status_code != 200 or not isinstance(delivery.response_json, dict):
         return False
-    return delivery.response_json.get("outputFields", {}).get("hs_execution_state") == "BLOCK"
+    state = delivery.response_json.get("outputFields", {}).get("hs_execution_state")
+    return state in ("BLOCK", "SUCCESS", "FAIL_CONTINUE")
 
 
 def _outcome(callback: dict[str, Any]) -> str:

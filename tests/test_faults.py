@@ -112,10 +112,17 @@ async def test_redelivery_while_running_and_after_starts_one_run(stack, run, dri
         PORTAL, "COMPANY", int(company), {"name": "R AB"}, callback_id=callback_id,
         action_url=url) for _ in range(3)))
     assert (await first).status_code == 200 and all(r.status_code == 200 for r in repeats)
+    # While the run works, a re-delivery is answered as the first delivery was: pending.
+    assert all(r.response_json["outputFields"]["hs_execution_state"] == "BLOCK" for r in repeats)
     out = await driver.wait_for_completion(callback_id)
-    await driver.execute(PORTAL, "COMPANY", int(company), {"name": "R AB"},
-                         callback_id=callback_id, action_url=url)
+    late = await driver.execute(PORTAL, "COMPANY", int(company), {"name": "R AB"},
+                                callback_id=callback_id, action_url=url)
     assert out["result"] == "created"
+    # After it closed, with its outcome: HubSpot, which re-sent because it did not get our first
+    # answer, may never have taken the callback the run completed, and must not wait for another.
+    assert late.status_code == 200
+    assert late.response_json["outputFields"] == {"hs_execution_state": "SUCCESS", "result": "created",
+                                           "kleer_id": out["kleer_id"], "error_message": ""}
     assert len([c for c in stack.kleer.records(1, "client")
                 if c.get("foreign-id", "").endswith(f":company:{company}:client")]) == 1
     assert await find_by_callback_id(stack.client, callback_id) == [
