@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -73,6 +74,7 @@ class HubSpotClient:
         self.calls = 0
         self._observe = observe or (lambda status: None)
         self._type_ids: dict[tuple[str, str], int] = {}
+        self._type_id_reads: dict[tuple[str, str], asyncio.Task[int]] = {}
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -224,15 +226,26 @@ class HubSpotClient:
         Inline associations on create need a typeId; asking the portal once beats hard-coding ids.
         """
         key = (from_type, to_type)
-        if key not in self._type_ids:
-            body = await self._request("GET", f"/crm/v4/associations/{from_type}/{to_type}/labels")
-            defined = [r for r in _results(body, "association labels")
-                       if r.get("category") == "HUBSPOT_DEFINED"]
-            unlabeled = [r for r in defined if not r.get("label")] or defined
-            if not unlabeled:
-                raise ServiceError("HubSpot", f"no association type from {from_type} to {to_type}", 400)
-            self._type_ids[key] = int(unlabeled[0]["typeId"])
-        return self._type_ids[key]
+        if key in self._type_ids:
+            return self._type_ids[key]
+        # One read for every caller that arrives while it runs (a burst's first mirrors all ask
+        # at once: 36 reads of one label set were measured before). A failed read is not kept.
+        read = self._type_id_reads.get(key)
+        if read is None:
+            read = asyncio.ensure_future(self._read_type_id(from_type, to_type))
+            self._type_id_reads[key] = read
+            read.add_done_callback(lambda _: self._type_id_reads.pop(key, None))
+        return await asyncio.shield(read)  # a caller cancelled does not cancel the others' read
+
+    async def _read_type_id(self, from_type: str, to_type: str) -> int:
+        body = await self._request("GET", f"/crm/v4/associations/{from_type}/{to_type}/labels")
+        defined = [r for r in _results(body, "association labels")
+                   if r.get("category") == "HUBSPOT_DEFINED"]
+        unlabeled = [r for r in defined if not r.get("label")] or defined
+        if not unlabeled:
+            raise ServiceError("HubSpot", f"no association type from {from_type} to {to_type}", 400)
+        self._type_ids[(from_type, to_type)] = int(unlabeled[0]["typeId"])
+        return self._type_ids[(from_type, to_type)]
 
     async def inline_associations(self, from_type: str, targets: Sequence[tuple[str, str]]
                                   ) -> list[dict[str, Any]]:

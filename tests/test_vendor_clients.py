@@ -3,6 +3,7 @@ is understood, and a shape we do not recognise is a retryable error, never "empt
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -116,3 +117,26 @@ async def test_hubspot_associations_we_do_not_recognise_are_an_error(association
     with pytest.raises(ServiceError) as caught:
         await hubspot(json_answer(deal)).get_object("deals", 1, [], ["line_items"])
     assert caught.value.retryable and caught.value.category == "UNEXPECTED_RESPONSE"
+
+
+async def test_concurrent_askers_of_an_association_type_share_one_read_and_a_failure_is_not_kept():
+    reads: list[str] = []
+    fail = [True]
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        reads.append(request.url.path)
+        await asyncio.sleep(0.05)  # the burst's other mirrors ask meanwhile
+        if fail[0]:
+            return httpx.Response(500, json={"message": "try again"})
+        return httpx.Response(200, json={"results": [
+            {"category": "HUBSPOT_DEFINED", "typeId": 409, "label": None},
+            {"category": "HUBSPOT_DEFINED", "typeId": 410, "label": "Primary"}]})
+
+    client = HubSpotClient("http://hubspot.test", "token", transport=httpx.MockTransport(answer))
+    failed = await asyncio.gather(*(client.default_type_id("line_items", "invoices")
+                                    for _ in range(20)), return_exceptions=True)
+    assert len(reads) == 1 and all(isinstance(f, ServiceError) for f in failed)
+    fail[0] = False
+    ids = await asyncio.gather(*(client.default_type_id("line_items", "invoices") for _ in range(20)))
+    assert ids == [409] * 20 and len(reads) == 2  # read again after the failure, once
+    assert await client.default_type_id("line_items", "invoices") == 409 and len(reads) == 2
