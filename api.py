@@ -233,6 +233,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         context = {"callback_id": execution.callbackId, "workflow_id": wf_id, "action": key,
                    "portal_id": run.portal_id}
         outcome = "started"
+        result: ActionResult | None = None
         starting[0] += 1
         try:
             await state["client"].start_workflow(
@@ -245,6 +246,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
                       extra=context)
         except WorkflowAlreadyStartedError:
             outcome = "duplicate"
+            # Counted in flight like a start: under overload, re-deliveries are shed too.
+            result = await _closed_run_result(state["client"], wf_id)
         except Exception:
             log.exception("could not start %s", wf_id, extra=context)
             # 503: HubSpot retries, and the same callbackId maps to the same workflow id.
@@ -252,7 +255,6 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         finally:
             starting[0] -= 1
         if outcome == "duplicate":
-            result = await _closed_run_result(state["client"], wf_id)
             log.info("re-delivery of %s: workflow %s already exists%s", execution.callbackId, wf_id,
                      f", closed: answered {result.state}" if result else "", extra=context)
             if result is not None:
