@@ -36,10 +36,8 @@ class LeaseActivities:
             return LeaseAnswer(state="taken", holder=req.holder, lookup_first=not lease.first)
         if not await _closed(lease.holder):
             return LeaseAnswer(state="held", holder=lease.holder)
-        if not await self._store.take_over_record(req.key, lease.holder, req.holder):
+        if not await _take_over(self._store, req.key, lease.holder, req.holder):
             return LeaseAnswer(state="held", holder=lease.holder)  # released meanwhile: ask again
-        activity.logger.warning("%s: took the lease over from %s, whose run closed without "
-                                "releasing it", req.key, lease.holder)
         # Whatever the closed run wrote, look for it before creating.
         return LeaseAnswer(state="taken", holder=req.holder, lookup_first=True)
 
@@ -59,11 +57,18 @@ async def take_all(store: Store, keys: Sequence[str], holder: str) -> dict[str, 
         if not await _closed(gone):
             continue
         for key in [k for k, h in holders.items() if h == gone]:
-            if await store.take_over_record(key, gone, holder):
+            if await _take_over(store, key, gone, holder):
                 holders[key] = holder
-                activity.logger.warning("%s: took the lease over from %s, whose run closed "
-                                        "without releasing it", key, gone)
     return holders
+
+
+async def _take_over(store: Store, key: str, gone: str, holder: str) -> bool:
+    """Move the lease from `gone`, whose run is known closed; False if it was released first."""
+    if not await store.take_over_record(key, gone, holder):
+        return False
+    activity.logger.warning("%s: took the lease over from %s, whose run closed without "
+                            "releasing it", key, gone)
+    return True
 
 
 async def _closed(workflow_id: str) -> bool:

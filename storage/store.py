@@ -494,13 +494,7 @@ class Store:
         what one holds succeeds (a retried take), with first=False: the caller looks before it
         creates, which is always safe. The lease has no expiry: a holder keeps it until it
         releases it or someone takes it over from a holder known to be gone (take_over_record)."""
-        now = db_now()
-        stmt = self._insert(record_leases).values(key=key, holder=holder, since=now, takes=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[record_leases.c.key],
-            set_={"holder": holder, "since": now, "takes": record_leases.c.takes + 1},
-            where=or_(record_leases.c.holder.is_(None), record_leases.c.holder == holder),
-        ).returning(record_leases.c.takes)
+        stmt = self._take_leases([key], holder).returning(record_leases.c.takes)
         async with self._single() as conn:
             row = (await conn.execute(stmt)).first()
             if row is not None:
@@ -508,6 +502,17 @@ class Store:
             current = (await conn.execute(select(record_leases.c.holder).where(
                 record_leases.c.key == key))).scalar_one()
         return RecordLease(holder=current)
+
+    def _take_leases(self, keys: Sequence[str], holder: str) -> Any:
+        """The upsert that takes each key's lease for `holder` unless another holder has it."""
+        now = db_now()
+        stmt = self._insert(record_leases).values(
+            [{"key": key, "holder": holder, "since": now, "takes": 1} for key in keys])
+        return stmt.on_conflict_do_update(
+            index_elements=[record_leases.c.key],
+            set_={"holder": holder, "since": now, "takes": record_leases.c.takes + 1},
+            where=or_(record_leases.c.holder.is_(None), record_leases.c.holder == holder),
+        )
 
     @_guarded
     async def take_over_record(self, key: str, gone: str, holder: str) -> bool:
@@ -534,16 +539,8 @@ class Store:
         keys = sorted(set(keys))
         if not keys:
             return {}
-        now = db_now()
-        stmt = self._insert(record_leases).values(
-            [{"key": key, "holder": holder, "since": now, "takes": 1} for key in keys])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[record_leases.c.key],
-            set_={"holder": holder, "since": now, "takes": record_leases.c.takes + 1},
-            where=or_(record_leases.c.holder.is_(None), record_leases.c.holder == holder),
-        )
         async with self._write() as conn:  # one transaction: the read sees what the upsert did
-            await conn.execute(stmt)
+            await conn.execute(self._take_leases(keys, holder))
             rows = (await conn.execute(select(record_leases.c.key, record_leases.c.holder).where(
                 record_leases.c.key.in_(keys)))).all()
         return {row.key: row.holder for row in rows}
