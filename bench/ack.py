@@ -1,29 +1,38 @@
 """Acknowledgement latency at fixed open-loop rates: our API beside the bare start endpoint.
 
-Both run in processes of their own (`kleer-hubspot api`, `python -m bench.bare`) against the same
-Temporal server with the same settings; the load generator (bench/loadgen.py) runs in a third
-process. No worker polls the task queue meanwhile, so the workflows only start (what an
-acknowledgement waits for) and the two endpoints see the same server. Rates run from low to
-high. Each rate's duration is cut into `rounds` slices, the endpoints taking turns slice by slice
-(the order alternating), with a pause between slices so the server has caught up: a hiccup of
-this shared machine then lands on both endpoints alike instead of on whichever ran at that
-moment (single 15 s steps measured the same endpoint's p99 at 13 ms and at 59 ms).
+Each runs in a process of its own (`kleer-hubspot api` twice: as configured and without custom
+search attributes; `python -m bench.bare`) against the same Temporal server with the same
+settings; the load generator (bench/loadgen.py) runs in another process. No worker polls the
+task queue meanwhile, so the workflows only start (what an acknowledgement waits for) and the
+endpoints see the same server. Rates run from low to high. Each rate's duration is cut into
+`rounds` slices, the endpoints taking turns slice by slice (the order rotating), with a pause
+between slices so the server has caught up: a hiccup of this shared machine then lands on all
+endpoints alike instead of on whichever ran at that moment (single 15 s steps measured the same
+endpoint's p99 at 13 ms and at 59 ms). Each step also reports the endpoint process's CPU per
+request (/proc), which tells our code's cost apart from the time spent waiting for the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.report import AckStep, percentile
+from bench.report import NO_SEARCH_ATTRIBUTES, AckStep, percentile
 from bench.workers import REPO_ROOT, api_process, bare_process
 
 HUBSPOT_TIMEOUT_S = 10.0  # HubSpot gives up on an answer after this and re-sends
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarize(target: str, raw: dict) -> AckStep:
@@ -37,7 +46,7 @@ def summarize(target: str, raw: dict) -> AckStep:
         shed_p50_s=percentile([r[0] for r in shed], 50), shed_p99_s=percentile([r[0] for r in shed], 99),
         retry_after=sorted({r[2] for r in shed}),
         over_10s=sum(1 for r in results if r[0] > HUBSPOT_TIMEOUT_S or r[1] is None),
-        send_lag_max_s=raw["send_lag_max_s"])
+        send_lag_max_s=raw["send_lag_max_s"], cpu_s=raw.get("cpu_s"))
 
 
 async def _load(url: str, secret: str, rate: float, duration_s: float, timeout_s: float,
@@ -56,36 +65,43 @@ async def _load(url: str, secret: str, rate: float, duration_s: float, timeout_s
 async def run_ack(env: dict[str, str], secret: str, rates: list[float], duration_s: float,
                   log_dir: Path, say: Callable[[str], None], pause_s: float = 2.0,
                   timeout_s: float = 30.0, rounds: int = 3) -> list[AckStep]:
-    ours = api_process(env, log_dir, "api-ack")
-    bare = bare_process(env, log_dir)
-    await ours.start()
+    """Per rate, `rounds` slices of each endpoint: the bare one, ours as configured, and ours
+    with TEMPORAL_SEARCH_ATTRIBUTES=false (the same code, the start without custom search
+    attributes), so the report shows which part of a gap is our code and which the server's
+    indexing. The order rotates slice by slice."""
+    services = [("bare", bare_process(env, log_dir)), ("ours", api_process(env, log_dir, "api-ack")),
+                (NO_SEARCH_ATTRIBUTES, api_process({**env, "TEMPORAL_SEARCH_ATTRIBUTES": "false"},
+                                                   log_dir, "api-ack-no-sa"))]
     try:
-        await bare.start()
-        try:
-            steps: list[AckStep] = []
-            first_id = 20_000_000
-            order = [("bare", bare), ("ours", ours)]
-            for rate in rates:
-                pooled: dict[str, dict] = {}
-                for r in range(rounds):
-                    for target, service in order if r % 2 == 0 else order[::-1]:
-                        out = log_dir / f"ack-{target}-{rate:g}-{r}.json"
-                        raw = await _load(f"{service.url}/hubspot/actions/create-client", secret,
-                                          rate, duration_s / rounds, timeout_s, out, first_id)
-                        first_id += raw["sent"]
-                        into = pooled.setdefault(target, {"rate": raw["rate"], "sent": 0,
-                                                          "results": [], "send_lag_max_s": 0.0})
-                        into["sent"] += raw["sent"]
-                        into["results"] += raw["results"]
-                        into["send_lag_max_s"] = max(into["send_lag_max_s"], raw["send_lag_max_s"])
-                        await asyncio.sleep(pause_s)
-                for target, _ in order:
-                    step = summarize(target, pooled[target])
-                    steps.append(step)
-                    say(f"  ack {target:<4} {rate:>5g}/s: p50 {step.p50_s * 1000:.1f} ms, "
-                        f"p99 {step.p99_s * 1000:.1f} ms, 429 x{step.shed}, over 10 s x{step.over_10s}")
-            return steps
-        finally:
-            bare.stop()
+        for _, service in services:
+            await service.start()
+        steps: list[AckStep] = []
+        first_id = 20_000_000
+        for rate in rates:
+            pooled: dict[str, dict] = {}
+            for r in range(rounds):
+                for target, service in services[r % 3:] + services[:r % 3]:
+                    out = log_dir / f"ack-{target}-{rate:g}-{r}.json"
+                    assert service.proc is not None
+                    cpu_before = process_cpu_s(service.proc.pid)
+                    raw = await _load(f"{service.url}/hubspot/actions/create-client", secret,
+                                      rate, duration_s / rounds, timeout_s, out, first_id)
+                    cpu = process_cpu_s(service.proc.pid) - cpu_before
+                    first_id += raw["sent"]
+                    into = pooled.setdefault(target, {"rate": raw["rate"], "sent": 0, "cpu_s": 0.0,
+                                                      "results": [], "send_lag_max_s": 0.0})
+                    into["cpu_s"] += cpu
+                    into["sent"] += raw["sent"]
+                    into["results"] += raw["results"]
+                    into["send_lag_max_s"] = max(into["send_lag_max_s"], raw["send_lag_max_s"])
+                    await asyncio.sleep(pause_s)
+            for target, _ in services:
+                step = summarize(target, pooled[target])
+                steps.append(step)
+                say(f"  ack {target:<10} {rate:>5g}/s: p50 {step.p50_s * 1000:.1f} ms, "
+                    f"p99 {step.p99_s * 1000:.1f} ms, 429 x{step.shed}, over 10 s x{step.over_10s}, "
+                    f"CPU {(step.cpu_s or 0) / max(1, step.sent) * 1000:.2f} ms/request")
+        return steps
     finally:
-        ours.stop()
+        for _, service in services:
+            service.stop()

@@ -524,7 +524,7 @@ def _stack(config: BenchConfig, log_dir: Path, database_url: str | None) -> Loca
 
 def _reserve(config: BenchConfig) -> float:
     """Seconds kept for the phases after the bursts (acknowledgement ladder, CPU)."""
-    ack = len(config.ack_rates) * 2 * (config.ack_duration_s + 3 * 8)
+    ack = len(config.ack_rates) * 3 * (config.ack_duration_s + 3 * 8)
     cpu = 0 if not config.cpu_calls else 20 + 4 * len(config.cpu_concurrency) * config.cpu_rounds
     return ack + cpu
 
@@ -587,8 +587,8 @@ async def run_bench(config: BenchConfig, say: Say = _stderr) -> BenchReport:
                         deadline.left(), child_activities=child, lease_activities=lease))
             if config.ack_rates:
                 say(f"acknowledgement at {', '.join(f'{r:g}' for r in config.ack_rates)}/s "
-                    f"({config.ack_duration_s:g} s each, in 3 alternating slices), ours beside the "
-                    "bare endpoint")
+                    f"({config.ack_duration_s:g} s each, in 3 rotating slices), ours (and ours "
+                    "without search attributes) beside the bare endpoint")
                 report.ack = await run_ack(_api_env(stack, config), DEMO_CLIENT_SECRET,
                                            config.ack_rates, config.ack_duration_s, log_dir, say)
     if config.cpu_calls:

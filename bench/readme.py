@@ -80,17 +80,29 @@ def _quiet(run: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _per_request(step: dict[str, Any]) -> str:
+    cpu = step.get("cpu_s")
+    return "-" if cpu is None or not step["sent"] else f"{cpu / step['sent'] * 1000:.2f} ms"
+
+
 def _ack(run: dict[str, Any]) -> list[str]:
     rows = ["| rate | bare p50 / p99 | ours p50 / p99 | ours / bare (p99) | ours: 429s (p99 latency) "
-            "| answers over 10 s: bare / ours |", "|---|---|---|---|---|---|"]
+            "| answers over 10 s: bare / ours | ours without search attributes: p99 (/ bare) "
+            "| CPU per request: bare / ours |", "|---|---|---|---|---|---|---|---|"]
     for rate in sorted({a["rate"] for a in run["ack"]}):
         bare = next(a for a in run["ack"] if a["rate"] == rate and a["target"] == "bare")
         ours = next(a for a in run["ack"] if a["rate"] == rate and a["target"] == "ours")
+        plain = next((a for a in run["ack"] if a["rate"] == rate and a["target"] == "ours-no-sa"),
+                     None)
         shed = f"{ours['shed']}/{ours['sent']} ({_ms(ours['shed_p99_s'])})" if ours["shed"] else "0"
+        without = (f"{_ms(plain['p99_s'])} ({plain['p99_s'] / bare['p99_s']:.2f}×)" if plain
+                   else "-")
         rows.append(f"| {rate:g}/s | {_ms(bare['p50_s'])} / {_ms(bare['p99_s'])} | "
                     f"{_ms(ours['p50_s'])} / {_ms(ours['p99_s'])} | "
                     f"{ours['p99_s'] / bare['p99_s']:.2f}× | {shed} | "
-                    f"{bare['over_10s']} / {ours['over_10s']} |")
+                    f"{bare['over_10s']} / {ours['over_10s']} | "
+                    f"{without} | "
+                    f"{_per_request(bare)} / {_per_request(ours)} |")
     return rows
 
 

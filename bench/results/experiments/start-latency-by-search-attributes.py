@@ -30,8 +30,11 @@ VARIANTS = {
         SearchAttributePair(PORTAL_ID, e.portal_id),
         SearchAttributePair(OBJECT_ID, str(e.object_id)),
     ],
+    "summary": lambda e: [],  # no attributes, the summary only
+    "four-no-summary": lambda e: VARIANTS["four"](e),
     "none": lambda e: [],
 }
+WITH_SUMMARY = {"four", "two", "summary"}
 
 
 def execution(i: int) -> ActionExecution:
@@ -55,7 +58,7 @@ async def start(client, variant: str, i: int) -> float:
         id=e.workflow_id,
         task_queue="sa-exp",
         search_attributes=TypedSearchAttributes(sa) if sa else None,
-        static_summary=e.summary() if sa else None,
+        static_summary=e.summary() if variant in WITH_SUMMARY else None,
     )
     return time.perf_counter() - t
 
