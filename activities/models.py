@@ -89,6 +89,12 @@ class SyncMirror(BaseModel):
     expect_new: bool = True  # create actions: try a plain create first (cheapest when new)
 
 
+class SyncMirrorWithLineItems(SyncMirror):
+    """The mirror and its line items in one activity (`mirror-and-line-items-in-one-step`)."""
+
+    line_items: list[dict[str, str]]
+
+
 class SyncLineItems(BaseModel):
     portal_id: int
     hubspot_type: str

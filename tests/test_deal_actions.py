@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from tests.conftest import OTHER_PORTAL, PORTAL
+from workflows.models import record_workflow_id
 
 PRIMARY, DEAL_TO_LINE_ITEM = 5, 19
 
@@ -60,6 +62,13 @@ async def test_create_invoice_with_rows_and_sync_back(stack, run):
              for i in stack.hubspot.associations_of(PORTAL, "invoices", mirror["id"], "line_items")]
     assert sorted((i["name"], i["price"]) for i in items) == [("Licence", "1234.50"),
                                                              ("Setup", "0.30")]
+    # The mirror and its line items in one step (`mirror-and-line-items-in-one-step`): one
+    # round trip through Temporal fewer than sync_mirror then sync_line_items.
+    write = stack.client.get_workflow_handle(record_workflow_id(PORTAL, "invoice", "DEAL", deal_id))
+    steps = [e.activity_task_scheduled_event_attributes.activity_type.name
+             async for e in write.fetch_history_events()
+             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert steps == ["kleer.create", "hubspot.write_back", "hubspot.sync_mirror_and_line_items"]
 
 
 @pytest.mark.parametrize("action,prop,kind", [

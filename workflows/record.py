@@ -25,7 +25,14 @@ with workflow.unsafe.imports_passed_through():
     from actions.fields import InputError
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
-    from activities.models import KleerWrite, KleerWritten, SyncLineItems, SyncMirror, WriteBack
+    from activities.models import (
+        KleerWrite,
+        KleerWritten,
+        SyncLineItems,
+        SyncMirror,
+        SyncMirrorWithLineItems,
+        WriteBack,
+    )
     from workflows.models import RecordDone, RecordWork
     from workflows.steps import FinalFailure, hubspot_step, step
 
@@ -87,11 +94,17 @@ async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) 
         line_items = spec.sync.line_items(written.record)
     except InputError as exc:  # e.g. an interval HubSpot has no billing frequency for
         raise FinalFailure(failure + str(exc), kleer_id) from None
-    mirror_id = await hubspot_step(HubSpotActivities.sync_mirror, SyncMirror(
+    mirror = SyncMirror(
         portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
         properties=properties, associations=work.associations,
-        expect_new=spec.operation == "create" and not written.existed,
-    ), work.policy, failure=failure, kleer_id=kleer_id)
+        expect_new=spec.operation == "create" and not written.existed)
+    if line_items and workflow.patched("mirror-and-line-items-in-one-step"):
+        await hubspot_step(HubSpotActivities.sync_mirror_and_line_items, SyncMirrorWithLineItems(
+            **mirror.model_dump(), line_items=line_items), work.policy, failure=failure,
+            kleer_id=kleer_id)
+        return
+    mirror_id = await hubspot_step(HubSpotActivities.sync_mirror, mirror, work.policy,
+                                   failure=failure, kleer_id=kleer_id)
     if line_items:
         await hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
             portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
