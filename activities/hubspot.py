@@ -186,9 +186,11 @@ class HubSpotActivities:
                 if exc.status != 409:
                     raise
         upserted = await calls.upsert(req.hubspot_type, "kleer_id", req.kleer_id, props)
-        if upserted.new:
+        if upserted.new or activity.info().attempt > 1:
+            # On a retry too: an earlier attempt's upsert may have made the mirror and failed
+            # before associating it, and the upsert now answers "not new". Idempotent.
             await calls.client.batch_associate_all(req.hubspot_type, upserted.id, req.associations)
-        else:
+        if not upserted.new:
             await self._archive_line_items(calls, req.hubspot_type, upserted.id)
         return upserted.id
 

@@ -99,6 +99,27 @@ async def test_lost_hubspot_answers_do_not_duplicate_the_sync_or_callback(stack,
     assert result.callback.startswith("closed")  # the committed completion answered "already"
 
 
+async def test_a_mirror_made_by_an_attempt_that_failed_before_associating_it_is_associated(
+        stack, run):
+    """An update whose mirror is gone upserts a new one, then associates it. When that attempt
+    fails between the two, the retry's upsert answers "not new": it associates all the same."""
+    deal_id, _ = seed_deal(stack)
+    created = await run("create-agreement", "DEAL", deal_id, {})
+    [old] = stack.hubspot.find_objects(PORTAL, "subscriptions", kleer_id=created["kleer_id"])
+    stack.hubspot.archive_object(PORTAL, "subscriptions", old["id"])  # deleted in HubSpot
+    rule = stack.hubspot.faults.add(method="PUT", path_contains="/associations/default/deals",
+                                    status=503, count=1)
+    out = await run("update-agreement", "DEAL", deal_id, {"po_number": "again"})
+    assert out["result"] == "updated", out
+    assert rule.applied == 1
+    [mirror] = stack.hubspot.find_objects(PORTAL, "subscriptions", kleer_id=created["kleer_id"])
+    assert mirror["id"] != old["id"]
+    assert stack.hubspot.associations_of(PORTAL, "subscriptions", mirror["id"], "deals") == [
+        deal_id]
+    items = stack.hubspot.associations_of(PORTAL, "subscriptions", mirror["id"], "line_items")
+    assert len(items) == 2
+
+
 async def test_redelivery_while_running_and_after_starts_one_run(stack, run, driver):
     stack.kleer.faults.add(method="PUT", path_contains="/client", mode="latency", latency_ms=1500,
                            count=1)
