@@ -80,7 +80,7 @@ async def run_ack(env: dict[str, str], secret: str, rates: list[float], duration
         for rate in rates:
             pooled: dict[str, dict] = {}
             for r in range(rounds):
-                for target, service in services[r % 3:] + services[:r % 3]:
+                for target, service in services[r % len(services):] + services[:r % len(services)]:
                     out = log_dir / f"ack-{target}-{rate:g}-{r}.json"
                     assert service.proc is not None
                     cpu_before = process_cpu_s(service.proc.pid)
