@@ -141,7 +141,8 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
             identity=worker_identity(settings),
             activities=[hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
                         hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items,
-                        hubspot.sync_mirror_and_line_items, hubspot.complete],
+                        hubspot.sync_mirror_and_line_items, hubspot.write_back_and_complete,
+                        hubspot.sync_mirror_and_complete, hubspot.complete],
             # Mostly waiting: for a batch to fill or for the portal's turn under its rate limit.
             max_concurrent_activities=settings.hubspot_max_concurrent_activities,
         ))

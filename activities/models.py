@@ -106,3 +106,23 @@ class Completion(BaseModel):
     portal_id: int
     callback_id: str
     output_fields: dict[str, str]
+
+
+class WriteBackAndComplete(WriteBack):
+    """The id written back, then, in the same activity, the callback completed with the outcome
+    that write makes final (`complete-in-last-write`): one round trip through Temporal fewer."""
+
+    complete: Completion
+
+
+class SyncMirrorAndComplete(SyncMirrorWithLineItems):
+    """The mirror and its line items, then the callback completed (`complete-in-last-write`)."""
+
+    complete: Completion
+
+
+class MirrorSynced(BaseModel):
+    mirror_id: str
+    # What completing the callback answered: "completed", "closed: ..." (HubSpot no longer takes
+    # it), or "" when it could not be told: the run's own complete step then tells it.
+    callback: str = ""

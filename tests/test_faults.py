@@ -16,8 +16,8 @@ import pytest
 from hubspot_api.signature import signed_headers
 from simulators.driver import build_execution_body
 from tests.conftest import PORTAL
-from tests.test_deal_actions import seed_deal
-from workflows.models import workflow_id
+from tests.test_deal_actions import scheduled_steps, seed_deal
+from workflows.models import record_workflow_id, workflow_id
 from workflows.runs import find_by_callback_id, outcome
 
 SECRET = "demo-client-secret"
@@ -246,6 +246,29 @@ async def test_write_back_rejected_reports_the_created_id(stack, run):
     assert out["hs_execution_state"] == "FAIL_CONTINUE" and out["kleer_id"]
     assert out["error_message"].startswith(
         f"Kleer client {out['kleer_id']} was created, but writing kleer_id back failed")
+    # The write's step failed before completing: the failure is the one completion HubSpot got.
+    assert stack.hubspot.callbacks()[out["callback_id"]]["completions"] == 1
+
+
+async def test_a_completion_refused_in_the_write_step_is_delivered_by_the_run(stack, run):
+    """The write's last HubSpot step also completes the callback (`complete-in-last-write`).
+    When HubSpot refuses that completion, the step still succeeds, so the write-back is not
+    repeated, and the run's own complete step delivers the outcome, once."""
+    rule = stack.hubspot.faults.add(path_contains="/complete", method="POST", status=503, count=1)
+    company = stack.hubspot.create_object(PORTAL, "companies", {"name": "Told Later AB"})
+    stack.hubspot.calls.clear()
+    out = await run("create-client", "COMPANY", company, {"name": "Told Later AB"})
+    assert out["result"] == "created" and rule.applied == 1, out
+    callback = stack.hubspot.callbacks()[out["callback_id"]]
+    assert (callback["state"], callback["completions"]) == ("completed", 1)
+    write_backs = [c for c in stack.hubspot.calls.list()
+                   if "/objects/companies" in c["path"] and c["method"] in ("PATCH", "POST")
+                   and "search" not in c["path"] and "batch/read" not in c["path"]]
+    assert len(write_backs) == 1, write_backs
+    write = record_workflow_id(PORTAL, "client", "COMPANY", company)
+    assert await scheduled_steps(stack, write) == ["kleer.create", "hubspot.write_back_and_complete"]
+    assert await scheduled_steps(stack, out["workflow_id"]) == ["hubspot.read_record",
+                                                                "hubspot.complete"]
 
 
 async def test_wrong_types_and_unknown_object_type_are_4xx(stack):

@@ -128,6 +128,8 @@ async def _assert_written_under_a_lease(stack: LocalStack, wf_id: str) -> None:
     activities = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     assert "kleer.create" in activities, activities
+    # The write's last step completed the callback (`complete-in-last-write`): no step after it.
+    assert activities[-1] == "hubspot.write_back_and_complete", activities
 
 
 async def test_two_client_actions_on_one_company_at_once_make_one_client_under_leases(

@@ -56,6 +56,13 @@ class ActionResult(BaseModel):
     error_message: str = ""
     callback: str = ""  # "completed", or why HubSpot no longer accepts the completion
 
+    @classmethod
+    def succeeded(cls, operation: str, kleer_id: str, existed: bool = False) -> ActionResult:
+        """The outcome of a write that went through: an update, a create, or a create an
+        earlier execution for the same record had made (found by its marker: nothing new)."""
+        result = "updated" if operation == "update" else "skipped" if existed else "created"
+        return cls(state="SUCCESS", result=result, kleer_id=kleer_id)
+
     def output_fields(self) -> dict[str, str]:
         return {
             "hs_execution_state": self.state,
@@ -79,12 +86,16 @@ class RecordWork(BaseModel):
     # An earlier execution may have written this record already: look for it before creating.
     lookup_first: bool = False
     policy: StepPolicy = Field(default_factory=StepPolicy)
+    # The execution's HubSpot callback, completed by the write's last HubSpot step once the write
+    # went through (`complete-in-last-write`); None: the action's run completes it afterwards.
+    callback_id: str | None = None
 
 
 class RecordDone(BaseModel):
     kleer_id: str = ""
     existed: bool = False  # made by an earlier execution, found by its marker
     error_message: str = ""
+    callback: str = ""  # what completing the callback answered, when the write's last step did
 
 
 def hubspot_task_queue(task_queue: str) -> str:

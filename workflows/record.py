@@ -26,14 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
     from activities.models import (
+        Completion,
         KleerWrite,
         KleerWritten,
         SyncLineItems,
         SyncMirror,
+        SyncMirrorAndComplete,
         SyncMirrorWithLineItems,
         WriteBack,
+        WriteBackAndComplete,
     )
-    from workflows.models import RecordDone, RecordWork
+    from workflows.models import ActionResult, RecordDone, RecordWork
     from workflows.steps import FinalFailure, hubspot_step, step
 
 
@@ -46,33 +49,51 @@ class KleerRecordWrite:
 
 async def write_record(work: RecordWork) -> RecordDone:
     """The write itself: in this child workflow, or in the action's own run while it holds the
-    record's lease (workflows/common.py)."""
+    record's lease (workflows/common.py). With `work.callback_id`, the write's last HubSpot step
+    also completes the execution's callback (RecordDone.callback says how that went)."""
     spec = ACTIONS[work.action]
     try:
         if spec.operation == "create":
-            written = await _create(spec, work)
+            written, callback = await _create(spec, work, last=spec.sync is None)
         else:
-            written = await _update(spec, work)
+            written, callback = await _update(spec, work), ""
         if spec.sync is not None:
-            await _sync_back(spec, work, written)
+            callback = await _sync_back(spec, work, written)
     except FinalFailure as failure:
         return RecordDone(kleer_id=failure.kleer_id, error_message=failure.message)
-    return RecordDone(kleer_id=str(written.id), existed=written.existed)
+    return RecordDone(kleer_id=str(written.id), existed=written.existed, callback=callback)
 
 
-async def _create(spec: ActionSpec, work: RecordWork) -> KleerWritten:
+def _completion(spec: ActionSpec, work: RecordWork, written: KleerWritten) -> Completion | None:
+    """The callback's completion once this write has gone through, if the write tells HubSpot."""
+    if work.callback_id is None:
+        return None
+    outcome = ActionResult.succeeded(spec.operation, str(written.id), written.existed)
+    return Completion(portal_id=work.portal_id, callback_id=work.callback_id,
+                      output_fields=outcome.output_fields())
+
+
+async def _create(spec: ActionSpec, work: RecordWork, last: bool) -> tuple[KleerWritten, str]:
+    """Create, then write the id back; `last`: nothing follows in HubSpot, so the write-back's
+    step also completes the callback when the write carries it."""
     what = f"Kleer {spec.kleer_kind}"
     written = await step(KleerActivities.create, KleerWrite(
         portal_id=work.portal_id, kind=spec.kleer_kind, payload=work.payload,
         foreign_id=work.foreign_id, lookup_first=work.lookup_first,
     ), work.policy, failure=f"{what} not created: ")
     kleer_id = str(written.id)
-    await hubspot_step(HubSpotActivities.write_back, WriteBack(
-        portal_id=work.portal_id, hubspot_type=spec.hubspot_type, object_id=work.object_id,
-        properties={spec.id_property: kleer_id},
-    ), work.policy, kleer_id=kleer_id,
-        failure=f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: ")
-    return written
+    write_back = WriteBack(portal_id=work.portal_id, hubspot_type=spec.hubspot_type,
+                           object_id=work.object_id, properties={spec.id_property: kleer_id})
+    failure = f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: "
+    if last and (complete := _completion(spec, work, written)) is not None:
+        callback = await hubspot_step(HubSpotActivities.write_back_and_complete,
+                                      WriteBackAndComplete(**write_back.model_dump(),
+                                                           complete=complete),
+                                      work.policy, kleer_id=kleer_id, failure=failure)
+        return written, callback
+    await hubspot_step(HubSpotActivities.write_back, write_back, work.policy, kleer_id=kleer_id,
+                       failure=failure)
+    return written, ""
 
 
 async def _update(spec: ActionSpec, work: RecordWork) -> KleerWritten:
@@ -84,8 +105,10 @@ async def _update(spec: ActionSpec, work: RecordWork) -> KleerWritten:
         kleer_id=str(work.record_id))
 
 
-async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) -> None:
-    """Mirror the Kleer record as the HubSpot invoice/subscription, then its line items."""
+async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) -> str:
+    """Mirror the Kleer record as the HubSpot invoice/subscription, then its line items; then,
+    when the write carries the callback, complete it in the same step. Returns what the
+    completion answered ("" when this step did not complete it)."""
     assert spec.sync is not None
     kleer_id = str(written.id)
     failure = f"Kleer {spec.kleer_kind} {kleer_id} was saved, but syncing it to HubSpot failed: "
@@ -98,14 +121,21 @@ async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) 
         portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
         properties=properties, associations=work.associations,
         expect_new=spec.operation == "create" and not written.existed)
+    if (complete := _completion(spec, work, written)) is not None:
+        synced = await hubspot_step(HubSpotActivities.sync_mirror_and_complete,
+                                    SyncMirrorAndComplete(**mirror.model_dump(),
+                                                          line_items=line_items, complete=complete),
+                                    work.policy, failure=failure, kleer_id=kleer_id)
+        return synced.callback
     if line_items and workflow.patched("mirror-and-line-items-in-one-step"):
         await hubspot_step(HubSpotActivities.sync_mirror_and_line_items, SyncMirrorWithLineItems(
             **mirror.model_dump(), line_items=line_items), work.policy, failure=failure,
             kleer_id=kleer_id)
-        return
+        return ""
     mirror_id = await hubspot_step(HubSpotActivities.sync_mirror, mirror, work.policy,
                                    failure=failure, kleer_id=kleer_id)
     if line_items:
         await hubspot_step(HubSpotActivities.sync_line_items, SyncLineItems(
             portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, mirror_id=mirror_id,
             line_items=line_items), work.policy, failure=failure, kleer_id=kleer_id)
+    return ""
