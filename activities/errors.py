@@ -36,6 +36,16 @@ def to_application_error(exc: ServiceError) -> ApplicationError:
     )
 
 
+# The part of a merged activity that failed, as the ApplicationError's first detail: the run
+# then names that part in its message (workflows/steps.py `step(..., failures=...)`).
+WRITE_BACK = "write_back"
+
+
+def tagged(error: ApplicationError, part: str) -> ApplicationError:
+    return ApplicationError(error.message, part, type=error.type, non_retryable=error.non_retryable,
+                            next_retry_delay=error.next_retry_delay, category=error.category)
+
+
 def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from actions import ACTIONS
 from actions.rows import LINE_ITEM_PROPERTIES
 from activities.batching import BatchStats
-from activities.errors import translate_errors
+from activities.errors import WRITE_BACK, tagged, to_application_error, translate_errors
 from activities.heartbeat import heartbeating
 from activities.hubspot_calls import PortalCalls
 from activities.models import (
@@ -195,11 +195,17 @@ class HubSpotActivities:
     @heartbeating
     @translate_errors
     async def sync_mirror_and_complete(self, req: SyncMirrorAndComplete) -> MirrorSynced:
-        """`sync_mirror_and_line_items`, then the callback completed with the outcome it makes
-        final. A retry (the completion is only tried once everything before it went through)
-        repeats the idempotent sync, as `sync_mirror_and_line_items` does."""
-        mirror_id = await self.sync_mirror_and_line_items(req)
+        """A create's id written back (when given), `sync_mirror_and_line_items`, then the
+        callback completed with the outcome that makes final. A retry (the completion is tried
+        only once all before it went through) repeats the idempotent write-back and sync."""
         calls = await self.calls(req.portal_id)
+        if req.write_back is not None:
+            try:
+                await self._write_back(calls, req.write_back)
+            except ServiceError as exc:  # tagged: the run's message names the write-back
+                raise tagged(to_application_error(exc), WRITE_BACK) from None
+        mirror_id = await self._sync_mirror(calls, req)
+        await self._create_line_items(calls, req.hubspot_type, mirror_id, req.line_items)
         return MirrorSynced(mirror_id=mirror_id,
                             callback=await self._complete_after(calls, req.complete))
 

@@ -116,9 +116,11 @@ class WriteBackAndComplete(WriteBack):
 
 
 class SyncMirrorAndComplete(SyncMirrorWithLineItems):
-    """The mirror and its line items, then the callback completed (`complete-in-last-write`)."""
+    """The mirror and its line items, then the callback completed (`complete-in-last-write`);
+    since `write-back-with-mirror`, a create's id written back first, in the same activity."""
 
     complete: Completion
+    write_back: WriteBack | None = None
 
 
 class MirrorSynced(BaseModel):

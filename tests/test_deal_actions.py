@@ -62,12 +62,11 @@ async def test_create_invoice_with_rows_and_sync_back(stack, run):
              for i in stack.hubspot.associations_of(PORTAL, "invoices", mirror["id"], "line_items")]
     assert sorted((i["name"], i["price"]) for i in items) == [("Licence", "1234.50"),
                                                              ("Setup", "0.30")]
-    # The mirror, its line items and the callback's completion in one step (patches
-    # `mirror-and-line-items-in-one-step`, `complete-in-last-write`): the run itself then only
-    # read the deal, and has no complete step of its own.
+    # The id written back, the mirror, its line items and the callback's completion in one step
+    # (patches `mirror-and-line-items-in-one-step`, `complete-in-last-write`,
+    # `write-back-with-mirror`): the run itself only read the deal, and has no complete step.
     write = record_workflow_id(PORTAL, "invoice", "DEAL", deal_id)
-    assert await scheduled_steps(stack, write) == [
-        "kleer.create", "hubspot.write_back", "hubspot.sync_mirror_and_complete"]
+    assert await scheduled_steps(stack, write) == ["kleer.create", "hubspot.sync_mirror_and_complete"]
     assert await scheduled_steps(stack, out["workflow_id"]) == ["hubspot.read_record"]
 
 

@@ -238,15 +238,33 @@ async def test_deleted_record_fails_without_retrying_forever(stack, run):
     assert out["hs_execution_state"] == "FAIL_CONTINUE" and "not found" in out["error_message"]
 
 
-async def test_write_back_rejected_reports_the_created_id(stack, run):
-    stack.hubspot.faults.add(path_contains="/crm/v3/objects/companies", method="PATCH",
-                             status=400, count=1)
-    company = stack.hubspot.create_object(PORTAL, "companies", {"name": "Half AB"})
-    out = await run("create-client", "COMPANY", company, {"name": "Half AB"})
-    assert out["hs_execution_state"] == "FAIL_CONTINUE" and out["kleer_id"]
+@pytest.mark.parametrize("action", ["create-client", "create-invoice"])
+async def test_write_back_rejected_reports_the_created_id(stack, run, action):
+    """create-invoice writes its id back in the mirror's step (`write-back-with-mirror`): the
+    message still names the write-back, not the mirror."""
+    _, kind, id_property, _ = CREATES[action]
+    object_id = enrolled(stack, action, "Half")
+    stack.hubspot.faults.add(path_contains=f"/crm/v3/objects/{hubspot_type(action)}",
+                             method="PATCH", status=400, count=1)
+    out = await run(action, CREATES[action][3], object_id,
+                    {"name": "Half AB"} if action == "create-client" else {})
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and out["kleer_id"], out
     assert out["error_message"].startswith(
-        f"Kleer client {out['kleer_id']} was created, but writing kleer_id back failed")
+        f"Kleer {kind} {out['kleer_id']} was created, but writing {id_property} back failed"), out
     # The write's step failed before completing: the failure is the one completion HubSpot got.
+    assert stack.hubspot.callbacks()[out["callback_id"]]["completions"] == 1
+
+
+async def test_mirror_rejected_after_the_write_back_reports_the_sync(stack, run):
+    deal_id, _ = seed_deal(stack)
+    rule = stack.hubspot.faults.add(path_contains="/crm/v3/objects/invoices", method="POST",
+                                    status=400, count=1)
+    out = await run("create-invoice", "DEAL", deal_id)
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and rule.applied == 1, out
+    assert out["error_message"].startswith(
+        f"Kleer invoice {out['kleer_id']} was saved, but syncing it to HubSpot failed"), out
+    deal = stack.hubspot.get_object(PORTAL, "deals", deal_id)
+    assert deal["properties"]["kleer_invoice_id"] == out["kleer_id"]  # written before the mirror
     assert stack.hubspot.callbacks()[out["callback_id"]]["completions"] == 1
 
 

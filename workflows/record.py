@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from actions import ACTIONS
     from actions.base import ActionSpec
     from actions.fields import InputError
+    from activities.errors import WRITE_BACK
     from activities.hubspot import HubSpotActivities
     from activities.kleer import KleerActivities
     from activities.models import (
@@ -52,13 +53,18 @@ async def write_record(work: RecordWork) -> RecordDone:
     record's lease (workflows/common.py). With `work.callback_id`, the write's last HubSpot step
     also completes the execution's callback (RecordDone.callback says how that went)."""
     spec = ACTIONS[work.action]
+    # A create that mirrors and completes writes its id back in the mirror's step (one step fewer).
+    with_mirror = (spec.operation == "create" and spec.sync is not None
+                   and work.callback_id is not None and workflow.patched("write-back-with-mirror"))
     try:
+        write_back: WriteBack | None = None
         if spec.operation == "create":
-            written, callback = await _create(spec, work, last=spec.sync is None)
+            written, callback, write_back = await _create(spec, work, last=spec.sync is None,
+                                                          defer_write_back=with_mirror)
         else:
             written, callback = await _update(spec, work), ""
         if spec.sync is not None:
-            callback = await _sync_back(spec, work, written)
+            callback = await _sync_back(spec, work, written, write_back)
     except FinalFailure as failure:
         return RecordDone(kleer_id=failure.kleer_id, error_message=failure.message)
     return RecordDone(kleer_id=str(written.id), existed=written.existed, callback=callback)
@@ -73,9 +79,11 @@ def _completion(spec: ActionSpec, work: RecordWork, written: KleerWritten) -> Co
                       output_fields=outcome.output_fields())
 
 
-async def _create(spec: ActionSpec, work: RecordWork, last: bool) -> tuple[KleerWritten, str]:
+async def _create(spec: ActionSpec, work: RecordWork, last: bool, defer_write_back: bool
+                  ) -> tuple[KleerWritten, str, WriteBack | None]:
     """Create, then write the id back; `last`: nothing follows in HubSpot, so the write-back's
-    step also completes the callback when the write carries it."""
+    step also completes the callback when the write carries it. `defer_write_back`: returned
+    for the mirror's step to do instead."""
     what = f"Kleer {spec.kleer_kind}"
     written = await step(KleerActivities.create, KleerWrite(
         portal_id=work.portal_id, kind=spec.kleer_kind, payload=work.payload,
@@ -84,16 +92,23 @@ async def _create(spec: ActionSpec, work: RecordWork, last: bool) -> tuple[Kleer
     kleer_id = str(written.id)
     write_back = WriteBack(portal_id=work.portal_id, hubspot_type=spec.hubspot_type,
                            object_id=work.object_id, properties={spec.id_property: kleer_id})
-    failure = f"{what} {kleer_id} was created, but writing {spec.id_property} back failed: "
+    if defer_write_back:
+        return written, "", write_back
+    failure = _write_back_failure(spec, kleer_id)
     if last and (complete := _completion(spec, work, written)) is not None:
         callback = await hubspot_step(HubSpotActivities.write_back_and_complete,
                                       WriteBackAndComplete(**write_back.model_dump(),
                                                            complete=complete),
                                       work.policy, kleer_id=kleer_id, failure=failure)
-        return written, callback
+        return written, callback, None
     await hubspot_step(HubSpotActivities.write_back, write_back, work.policy, kleer_id=kleer_id,
                        failure=failure)
-    return written, ""
+    return written, "", None
+
+
+def _write_back_failure(spec: ActionSpec, kleer_id: str) -> str:
+    return (f"Kleer {spec.kleer_kind} {kleer_id} was created, but writing {spec.id_property} "
+            "back failed: ")
 
 
 async def _update(spec: ActionSpec, work: RecordWork) -> KleerWritten:
@@ -105,10 +120,12 @@ async def _update(spec: ActionSpec, work: RecordWork) -> KleerWritten:
         kleer_id=str(work.record_id))
 
 
-async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) -> str:
+async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten,
+                     write_back: WriteBack | None = None) -> str:
     """Mirror the Kleer record as the HubSpot invoice/subscription, then its line items; then,
-    when the write carries the callback, complete it in the same step. Returns what the
-    completion answered ("" when this step did not complete it)."""
+    when the write carries the callback, complete it in the same step (which also writes the id
+    back first, when given `write_back`). Returns what the completion answered ("" when this
+    step did not complete it)."""
     assert spec.sync is not None
     kleer_id = str(written.id)
     failure = f"Kleer {spec.kleer_kind} {kleer_id} was saved, but syncing it to HubSpot failed: "
@@ -122,10 +139,12 @@ async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten) 
         properties=properties, associations=work.associations,
         expect_new=spec.operation == "create" and not written.existed)
     if (complete := _completion(spec, work, written)) is not None:
-        synced = await hubspot_step(HubSpotActivities.sync_mirror_and_complete,
-                                    SyncMirrorAndComplete(**mirror.model_dump(),
-                                                          line_items=line_items, complete=complete),
-                                    work.policy, failure=failure, kleer_id=kleer_id)
+        synced = await hubspot_step(
+            HubSpotActivities.sync_mirror_and_complete,
+            SyncMirrorAndComplete(**mirror.model_dump(), line_items=line_items, complete=complete,
+                                  write_back=write_back),
+            work.policy, failure=failure, kleer_id=kleer_id,
+            failures={WRITE_BACK: _write_back_failure(spec, kleer_id)})
         return synced.callback
     if line_items and workflow.patched("mirror-and-line-items-in-one-step"):
         await hubspot_step(HubSpotActivities.sync_mirror_and_line_items, SyncMirrorWithLineItems(

@@ -67,14 +67,25 @@ class FinalFailure(Exception):
 async def step(
     activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
     kleer_id: str = "", task_queue: str | None = None, priority: Priority = Priority.default,
-    hubspot: bool = False,
+    hubspot: bool = False, failures: dict[str, str] | None = None,
 ) -> T:
+    """`failure` prefixes the message of a step that cannot succeed; `failures` replaces it for
+    a part of a merged activity, named by its error's first detail (activities/errors.py)."""
     try:
         return await workflow.execute_activity_method(activity, arg, task_queue=task_queue,
                                                       priority=priority,
                                                       **step_options(policy, hubspot=hubspot))
     except ActivityError as err:
-        raise _final(err, policy, failure, kleer_id) from None
+        raise _final(err, policy, _prefix(err, failure, failures), kleer_id) from None
+
+
+def _prefix(err: ActivityError, failure: str, failures: dict[str, str] | None) -> str:
+    cause: BaseException | None = err.cause
+    while failures and cause is not None:  # a timeout after retries carries the last error
+        if isinstance(cause, ApplicationError) and cause.details and cause.details[0] in failures:
+            return failures[cause.details[0]]
+        cause = cause.__cause__
+    return failure
 
 
 async def local_step(activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy,
@@ -99,9 +110,10 @@ def _final(err: ActivityError, policy: StepPolicy, failure: str, kleer_id: str =
 
 async def hubspot_step(
     activity: Callable[..., Awaitable[T]], arg: Any, policy: StepPolicy, failure: str = "",
-    kleer_id: str = "", priority_key: int = UNDER_WAY,
+    kleer_id: str = "", priority_key: int = UNDER_WAY, failures: dict[str, str] | None = None,
 ) -> T:
     """A HubSpot call: on the HubSpot queue, under the portal's fairness key."""
     return await step(activity, arg, policy, failure, kleer_id,
                       hubspot_task_queue(workflow.info().task_queue),
-                      hubspot_priority(arg.portal_id, priority_key), hubspot=True)
+                      hubspot_priority(arg.portal_id, priority_key), hubspot=True,
+                      failures=failures)
