@@ -133,6 +133,9 @@ async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten,
         properties = spec.sync.properties(written.record)
         line_items = spec.sync.line_items(written.record)
     except InputError as exc:  # e.g. an interval HubSpot has no billing frequency for
+        if write_back is not None:  # deferred to the mirror's step, which will not run
+            await hubspot_step(HubSpotActivities.write_back, write_back, work.policy,
+                               kleer_id=kleer_id, failure=_write_back_failure(spec, kleer_id))
         raise FinalFailure(failure + str(exc), kleer_id) from None
     mirror = SyncMirror(
         portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
