@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -47,7 +48,9 @@ from workflows.runner import workflow_runner
 log = logging.getLogger(__name__)
 
 LEASES_MARK = " leases="
+SINCE = re.compile(r" since=(\d+(?:\.\d+)?)$")  # when the worker started, in its identity
 RECENT_POLLER_S = 120  # a running worker polls again at least every minute (long polls)
+LEASE_STORE_RECHECK_S = 30.0  # how soon two workers started at one moment find each other
 
 
 def lease_store(settings: Settings) -> str:
@@ -58,25 +61,31 @@ def lease_store(settings: Settings) -> str:
     return hashlib.sha256(safe_url(settings.database_url).encode()).hexdigest()[:12]
 
 
-def worker_identity(settings: Settings) -> str:
-    """The SDK's default (pid@host), plus the lease store, for `check_one_lease_store`."""
-    return f"{os.getpid()}@{socket.gethostname()}{LEASES_MARK}{lease_store(settings)}"
+def worker_identity(settings: Settings, started: float) -> str:
+    """The SDK's default (pid@host), plus when this worker started and its lease store, for
+    `check_one_lease_store`."""
+    return (f"{os.getpid()}@{socket.gethostname()} since={started:.3f}{LEASES_MARK}"
+            f"{lease_store(settings)}")
 
 
-async def check_one_lease_store(client: Client, settings: Settings) -> None:
-    """Refuse to start beside a running worker of the same task queue whose record leases live
+async def check_one_lease_store(client: Client, settings: Settings, started: float) -> None:
+    """Refuse to run beside a running worker of the same task queue whose record leases live
     in another database, or in none: executions on the two would each think they write a record
-    alone, and two executions for one record could both create it."""
+    alone, and two executions for one record could both create it. Of two such workers the one
+    that started later gives way (`started`: when this one did); one that started earlier is
+    left to run, and finds this one wrong on its own check."""
     response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
         namespace=client.namespace, task_queue=TaskQueue(name=settings.task_queue),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
     mine, now = lease_store(settings), time.time()
     for poller in response.pollers:
-        _, marked, theirs = poller.identity.rpartition(LEASES_MARK)
+        head, marked, theirs = poller.identity.rpartition(LEASES_MARK)
         if not marked or theirs == mine:
             continue  # the same store, or a worker from before the mark
         if now - poller.last_access_time.ToSeconds() > RECENT_POLLER_S:
             continue  # gone (the server lists pollers for a while after they stop)
+        if (since := SINCE.search(head)) and float(since.group(1)) > started:
+            continue  # started after this one: that one gives way
         ours = f"DATABASE_URL {safe_url(settings.database_url)}" if settings.database_url \
             else "no DATABASE_URL"
         raise ConfigError(
@@ -89,10 +98,11 @@ async def check_one_lease_store(client: Client, settings: Settings) -> None:
 class WorkerGroup:
     """The workflow/Kleer worker and the HubSpot worker, with what their activities hold."""
 
-    def __init__(self, workers: list[Worker], holders: list) -> None:
-        self.workers, self._holders = workers, holders
+    def __init__(self, workers: list[Worker], holders: list, started: float) -> None:
+        self.workers, self._holders, self.started = workers, holders, started
         self._jobs: list = []
         self._tasks: list[asyncio.Task] = []
+        self.failure: Exception | None = None  # why `stop` ended the run, raised by `run`
 
     def background(self, job) -> None:  # a coroutine that runs while the workers run
         self._jobs.append(job)
@@ -104,6 +114,16 @@ class WorkerGroup:
         finally:
             for task in self._tasks:
                 task.cancel()
+        if self.failure is not None:
+            raise self.failure
+
+    def stop(self, failure: Exception) -> None:
+        """Stop polling (running tasks finish, as on SIGTERM); `run` then raises `failure`."""
+        self.failure = failure
+        self._tasks.append(asyncio.create_task(self._shutdown_workers()))
+
+    async def _shutdown_workers(self) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
 
     async def shutdown(self) -> None:
         for task in self._tasks:
@@ -115,11 +135,14 @@ class WorkerGroup:
             await holder.aclose()
 
 
-def build_worker(client: Client, settings: Settings, services: PortalServices | None = None
-                 ) -> WorkerGroup:
+def build_worker(client: Client, settings: Settings, services: PortalServices | None = None,
+                 started: float | None = None) -> WorkerGroup:
     """`services`: the process's database, OAuth and pacing (portals/services.py); without them,
-    portals come from the environment and calls are paced in this process only."""
+    portals come from the environment and calls are paced in this process only. `started`: when
+    this worker started (in its identity: of two workers with other lease stores the later
+    one gives way); now by default."""
     services = services or PortalServices(PortalDirectory(settings), Pacer(LocalLimiter()))
+    started = time.time() if started is None else started
     hubspot = HubSpotActivities(settings, services.directory, services.pacer)
     kleer = KleerActivities(settings, services.directory, services.pacer)
     sync = SyncActivities(settings, services)
@@ -127,7 +150,7 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     workers = [Worker(
         client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
         workflow_runner=workflow_runner(client.data_converter),
-        identity=worker_identity(settings),
+        identity=worker_identity(settings, started),
         activities=[kleer.create, kleer.update, kleer.find_products, sync.sync_page,
                     leases.take, leases.release],
         max_concurrent_activities=settings.max_concurrent_activities,
@@ -138,7 +161,7 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
     if settings.worker_hubspot_calls:  # WORKER_HUBSPOT_CALLS=false: left to other processes
         workers.append(Worker(
             client, task_queue=hubspot_task_queue(settings.task_queue),
-            identity=worker_identity(settings),
+            identity=worker_identity(settings, started),
             activities=[hubspot.read_record, hubspot.read_company, hubspot.read_line_items,
                         hubspot.write_back, hubspot.sync_mirror, hubspot.sync_line_items,
                         hubspot.sync_mirror_and_line_items, hubspot.write_back_and_complete,
@@ -146,7 +169,7 @@ def build_worker(client: Client, settings: Settings, services: PortalServices | 
             # Mostly waiting: for a batch to fill or for the portal's turn under its rate limit.
             max_concurrent_activities=settings.hubspot_max_concurrent_activities,
         ))
-    group = WorkerGroup(workers, [hubspot, kleer, sync])
+    group = WorkerGroup(workers, [hubspot, kleer, sync], started)
     if services.store is not None:  # the sync keeps its state in the database
         group.background(reconcile_schedules(client, settings, services))
     return group
@@ -166,12 +189,30 @@ async def reconcile_schedules(client: Client, settings: Settings, services: Port
         await asyncio.sleep(settings.sync_reconcile_s)
 
 
+async def watch_lease_store(client: Client, settings: Settings, group: WorkerGroup,
+                            every_s: float = LEASE_STORE_RECHECK_S) -> None:
+    """Check the other workers' lease store again while this one runs: two workers started at
+    one moment both pass the check at start (neither polls yet). The later one then stops."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await check_one_lease_store(client, settings, group.started)
+        except ConfigError as exc:
+            log.error("stopping: %s", exc.paragraph())
+            group.stop(exc)
+            return
+        except Exception:  # Temporal briefly away: the next round asks again
+            log.warning("could not check the other workers' record-lease store", exc_info=True)
+
+
 async def run_worker(settings: Settings) -> None:
     services = await open_services(settings)
     try:
         client = await connect_with_retry(settings)
-        await check_one_lease_store(client, settings)
-        group = build_worker(client, settings, services)
+        started = time.time()
+        await check_one_lease_store(client, settings, started)
+        group = build_worker(client, settings, services, started)
+        group.background(watch_lease_store(client, settings, group))
         log.info("worker on %s, task queue %s%s, %d portals from the environment%s",
                  settings.temporal_address, settings.task_queue,
                  "" if settings.worker_hubspot_calls else " (no HubSpot calls: "
@@ -200,7 +241,8 @@ def main() -> None:
     except MetricsBindError as exc:
         print(f"worker: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except ConfigError as exc:  # found once Temporal answered (check_one_lease_store)
+    except ConfigError as exc:  # found once Temporal answered (check_one_lease_store, at start
+        # or later by watch_lease_store)
         print(f"worker: {exc.paragraph()}", file=sys.stderr)
         raise SystemExit(2) from None
     except TemporalUnavailable as exc:

@@ -205,12 +205,13 @@ async def test_a_worker_refuses_to_start_beside_one_whose_leases_live_elsewhere(
     would take leases instead, and the two could write one record at once."""
     from worker import check_one_lease_store, worker_identity
 
-    queue = stack.settings.task_queue
-    assert worker_identity(stack.settings).endswith(" leases=none")
-    await check_one_lease_store(stack.client, replace(stack.settings, database_url=None))  # alike
+    queue, now = stack.settings.task_queue, time.time()
+    await _polling(stack)
+    assert worker_identity(stack.settings, now).endswith(f" since={now:.3f} leases=none")
+    await check_one_lease_store(stack.client, replace(stack.settings, database_url=None), now)
     with pytest.raises(ConfigError) as err:
         await check_one_lease_store(stack.client, replace(
-            stack.settings, database_url=f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"))
+            stack.settings, database_url=f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"), now)
     assert f"polls task queue '{queue}' with another record-lease store" in str(err.value)
     assert "leases=none" in str(err.value)
 
@@ -222,3 +223,47 @@ async def test_a_worker_refuses_to_start_beside_one_whose_leases_live_elsewhere(
     assert done.returncode == 2, done.stderr
     assert "with another record-lease store than this one (DATABASE_URL sqlite" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def _polling(stack) -> None:
+    """Until the stack's worker is listed as polling its task queue (a fresh stack's first poll
+    may come after the test's first check)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    request = DescribeTaskQueueRequest(namespace=stack.client.namespace,
+                                       task_queue=TaskQueue(name=stack.settings.task_queue),
+                                       task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    for _ in range(100):
+        response = await stack.client.workflow_service.describe_task_queue(request)
+        if any(p.identity.endswith(" leases=none") for p in response.pollers):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the stack's worker never polled its task queue")
+
+
+async def test_of_two_workers_started_at_one_moment_with_other_lease_stores_the_later_stops(
+        stack, tmp_path):
+    """Started at the same moment, two workers both pass the check at start: neither polls yet
+    (here the later one skips it). While they run, each checks again: the later one finds the
+    earlier and stops, as it would have refused to start; the earlier one keeps running."""
+    from temporal_client import connect_with_retry
+    from worker import build_worker, check_one_lease_store, watch_lease_store
+
+    await _polling(stack)
+
+    late_settings = replace(stack.settings,
+                            database_url=f"sqlite+aiosqlite:///{tmp_path / 'late.db'}")
+    client = await connect_with_retry(late_settings)  # a process of its own would have its own
+    late = build_worker(client, late_settings)
+    late.background(watch_lease_store(client, late_settings, late, every_s=0.3))
+    with pytest.raises(ConfigError) as err:
+        await asyncio.wait_for(late.run(), 30)
+    assert "with another record-lease store than this one (DATABASE_URL sqlite" in str(err.value)
+    assert "leases=none" in str(err.value)  # the session stack's worker, started before
+    # The rule both sides apply to the late worker's poll (listed for a while after it stopped):
+    # a worker that started before it leaves it to give way; one started after it gives way.
+    await check_one_lease_store(stack.client, stack.settings, late.started - 1)
+    with pytest.raises(ConfigError, match=f"since={late.started:.3f} leases="):
+        await check_one_lease_store(stack.client, stack.settings, late.started + 1)
