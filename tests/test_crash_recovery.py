@@ -14,6 +14,8 @@ import pytest
 from local.stack import DEMO_CLIENT_SECRET, DEMO_PORTAL, LocalStack
 from settings import Settings, StepPolicy
 from simulators.driver import HubSpotDriver
+from workflows.models import workflow_id
+from workflows.runs import outcome
 
 PORTAL = DEMO_PORTAL
 
@@ -87,6 +89,11 @@ async def _assert_each_once(stack: LocalStack, driver: HubSpotDriver, companies:
         assert record["properties"]["kleer_id"] == out["kleer_id"]
     for cb in callbacks:
         assert stack.hubspot.callbacks()[cb]["completions"] == 1
+    # The write's last step completes the callback; the run closes (and logs its result) after
+    # it: wait for that too before the test stops the worker.
+    for company, cb in zip(companies, callbacks, strict=True):
+        run = stack.client.get_workflow_handle(workflow_id("create-client", "COMPANY", company, cb))
+        assert (await asyncio.wait_for(outcome(run), 60)).result == "created"
 
 
 async def test_worker_killed_between_kleer_create_and_write_back(crash_stack, tmp_path):
