@@ -103,6 +103,7 @@ class WorkerGroup:
         self._jobs: list = []
         self._tasks: list[asyncio.Task] = []
         self.failure: Exception | None = None  # why `stop` ended the run, raised by `run`
+        self._stopping: asyncio.Task | None = None
 
     def background(self, job) -> None:  # a coroutine that runs while the workers run
         self._jobs.append(job)
@@ -114,13 +115,15 @@ class WorkerGroup:
         finally:
             for task in self._tasks:
                 task.cancel()
+        if self._stopping is not None:
+            await self._stopping  # not cancelled with the jobs: the shutdown runs to its end
         if self.failure is not None:
             raise self.failure
 
     def stop(self, failure: Exception) -> None:
         """Stop polling (running tasks finish, as on SIGTERM); `run` then raises `failure`."""
         self.failure = failure
-        self._tasks.append(asyncio.create_task(self._shutdown_workers()))
+        self._stopping = asyncio.create_task(self._shutdown_workers())
 
     async def _shutdown_workers(self) -> None:
         await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)

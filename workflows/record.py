@@ -94,16 +94,21 @@ async def _create(spec: ActionSpec, work: RecordWork, last: bool, defer_write_ba
                            object_id=work.object_id, properties={spec.id_property: kleer_id})
     if defer_write_back:
         return written, "", write_back
-    failure = _write_back_failure(spec, kleer_id)
     if last and (complete := _completion(spec, work, written)) is not None:
         callback = await hubspot_step(HubSpotActivities.write_back_and_complete,
                                       WriteBackAndComplete(**write_back.model_dump(),
                                                            complete=complete),
-                                      work.policy, kleer_id=kleer_id, failure=failure)
+                                      work.policy, kleer_id=kleer_id,
+                                      failure=_write_back_failure(spec, kleer_id))
         return written, callback, None
-    await hubspot_step(HubSpotActivities.write_back, write_back, work.policy, kleer_id=kleer_id,
-                       failure=failure)
+    await _write_back(spec, work, write_back)
     return written, "", None
+
+
+async def _write_back(spec: ActionSpec, work: RecordWork, write_back: WriteBack) -> None:
+    kleer_id = write_back.properties[spec.id_property]
+    await hubspot_step(HubSpotActivities.write_back, write_back, work.policy, kleer_id=kleer_id,
+                       failure=_write_back_failure(spec, kleer_id))
 
 
 def _write_back_failure(spec: ActionSpec, kleer_id: str) -> str:
@@ -134,8 +139,7 @@ async def _sync_back(spec: ActionSpec, work: RecordWork, written: KleerWritten,
         line_items = spec.sync.line_items(written.record)
     except InputError as exc:  # e.g. an interval HubSpot has no billing frequency for
         if write_back is not None:  # deferred to the mirror's step, which will not run
-            await hubspot_step(HubSpotActivities.write_back, write_back, work.policy,
-                               kleer_id=kleer_id, failure=_write_back_failure(spec, kleer_id))
+            await _write_back(spec, work, write_back)
         raise FinalFailure(failure + str(exc), kleer_id) from None
     mirror = SyncMirror(
         portal_id=work.portal_id, hubspot_type=spec.sync.hubspot_type, kleer_id=kleer_id,
