@@ -47,6 +47,7 @@ from bench.http_cpu import run_cpu_bench
 from bench.noop import run_noop_baseline
 from bench.report import BenchReport, Burst, Quiet, format_report, percentile
 from bench.workers import (
+    NO_SYNC_INTERVAL_S,
     HttpService,
     WorkerProcesses,
     api_process,
@@ -517,7 +518,8 @@ def _stack(config: BenchConfig, log_dir: Path, database_url: str | None) -> Loca
                         portals={DEMO_PORTAL: portal}, database_url=database_url,
                         database_secrets_key=DATABASE_SECRETS_KEY if database_url else None,
                         kleer_rate_limit=config.kleer_pace, kleer_rate_burst=config.kleer_burst,
-                        hubspot_batch_window_s=config.batch_window_ms / 1000)
+                        hubspot_batch_window_s=config.batch_window_ms / 1000,
+                        sync_interval_s=NO_SYNC_INTERVAL_S)
     return LocalStack(settings=settings, run_worker=False, log_dir=log_dir,
                       hubspot_rate_limit=(config.hubspot_limit, config.hubspot_window_ms))
 

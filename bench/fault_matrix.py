@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.workers import NO_SYNC_INTERVAL_S
 from local.stack import DEMO_CLIENT_SECRET, DEMO_PORTAL, LocalStack
 from settings import Settings, StepPolicy
 from simulators.driver import HubSpotDriver
@@ -217,7 +218,7 @@ async def main_async(per_fault: int, only: list[str] | None, settle_s: float = 2
         # record's child workflow (workflows/record.py).
         database_url=None if database == "none" else f"sqlite+aiosqlite:///{state / 'kleer.db'}",
         database_secrets_key=None if database == "none" else "fault-matrix-key",
-        sync_interval_s=24 * 3600,  # no outbound sync during the matrix
+        sync_interval_s=NO_SYNC_INTERVAL_S,  # no outbound sync during the matrix
     )
     rows = []
     async with LocalStack(settings=settings, run_worker=False, db_file=state / "temporal.db",

@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from bench.workers import NO_SYNC_INTERVAL_S
 from local.stack import DEMO_HUBSPOT_TOKEN, DEMO_KLEER_COMPANY, DEMO_KLEER_KEY, DEMO_PORTAL, LocalStack
 from settings import PortalCredentials, Settings
 from storage.records import SyncedRecord
@@ -52,7 +53,7 @@ async def main_async(invoices: int, limit: int, share: float) -> dict:
     settings = Settings(
         task_queue="kleer-hubspot-sync-bench", http_timeout_s=15, kleer_rate_limit=45,
         hubspot_rate_share=share, database_url=f"sqlite+aiosqlite:///{state / 'kleer.db'}",
-        database_secrets_key="sync-bench-key", sync_interval_s=24 * 3600,
+        database_secrets_key="sync-bench-key", sync_interval_s=NO_SYNC_INTERVAL_S,
         portals={PORTAL: PortalCredentials(PORTAL, DEMO_HUBSPOT_TOKEN, COMPANY, DEMO_KLEER_KEY,
                                            hubspot_rate_limit=limit)})
     async with LocalStack(settings=settings, run_worker=False, log_dir=state,

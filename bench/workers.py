@@ -25,6 +25,10 @@ from local.temporal_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_DSN = "postgresql://root@127.0.0.1:5432/test"
+# No outbound sync while a bench measures: its schedule's interval fires on boundaries counted
+# from the epoch (15 min: at :00, :15, ...), and a sync's batch reads landed in a burst's call
+# counts (the smoke test's batching-off burst saw batch calls with many items). Once in 30 days.
+NO_SYNC_INTERVAL_S = 30 * 24 * 3600
 
 
 def _stop(procs: list[subprocess.Popen], timeout_s: float = 10) -> None:

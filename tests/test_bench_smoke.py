@@ -46,7 +46,8 @@ async def test_bench_reports_every_phase_and_batching_cuts_calls(tmp_path) -> No
     assert on.hubspot_per_exec < off.hubspot_per_exec, (on.hubspot_per_exec, off.hubspot_per_exec)
     # With HUBSPOT_MAX_BATCH=1 a call carries one execution's items: reads and updates one each.
     assert all(e.fill == 1 for name, e in off.hubspot.by_endpoint.items()
-               if "batch/read" in name or "batch/update" in name or name.endswith("/complete"))
+               if "batch/read" in name or "batch/update" in name or name.endswith("/complete")), {
+        name: (e.calls, e.items) for name, e in off.hubspot.by_endpoint.items()}
 
     assert {(a.target, a.rate) for a in report.ack} == {
         ("ours", 20.0), ("bare", 20.0), ("ours-no-sa", 20.0)}
