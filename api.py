@@ -228,6 +228,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
             action=key, callback_id=execution.callbackId, portal_id=execution.origin.portalId,
             object_type=execution.object.objectType, object_id=execution.object.objectId,
             input_fields=execution.inputFields, policy=settings.step_policy,
+            indexed=settings.search_attributes,
         )
         wf_id = run.workflow_id
         context = {"callback_id": execution.callbackId, "workflow_id": wf_id, "action": key,
@@ -239,7 +240,6 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
             await state["client"].start_workflow(
                 WORKFLOWS[key].run, run, id=wf_id, task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=run.search_attributes() if settings.search_attributes else None,
                 static_summary=run.summary(),
             )
             log.debug("started %s for %s %s (%s)", key, run.object_type, run.object_id, wf_id,

@@ -71,7 +71,9 @@ async def replay(client: Client, settings: Settings, ref: str
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise ReplayError(f"workflow {wf_id} is still running: wait for it (or terminate it) "
                           "before replaying")
-    execution = await original_input(client, wf_id)
+    # A replay starts with its search attributes (it is not acknowledging anything), so it is
+    # listed from its first moment and does not set them again.
+    execution = (await original_input(client, wf_id)).model_copy(update={"indexed": False})
     for n in range(1, MAX_REPLAYS + 1):
         try:
             return await client.start_workflow(

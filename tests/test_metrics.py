@@ -66,8 +66,22 @@ async def test_search_attributes_find_failed_runs_of_a_portal_and_action(stack, 
             break
         await asyncio.sleep(0.1)
     assert [w.id for w in found] == [wanted]
-    description = await stack.client.get_workflow_handle(wanted).describe()
+    handle = stack.client.get_workflow_handle(wanted)
+    description = await handle.describe()
     assert await description.static_summary() == f"create-client · portal {PORTAL} · COMPANY {company}"
+    # The API's start carries no custom search attribute (the acknowledgement does not wait for
+    # the server's indexing); the run sets them in its first workflow task's completion.
+    events = [e async for e in handle.fetch_history_events()]
+    started = events[0].workflow_execution_started_event_attributes
+    assert not started.search_attributes.indexed_fields
+    first_task = next(e.event_id for e in events
+                      if e.HasField("workflow_task_completed_event_attributes"))
+    upserts = [e.upsert_workflow_search_attributes_event_attributes for e in events
+               if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    ours = {"KleerPortalId", "KleerAction", "HubSpotObjectId", "HubSpotCallbackId"}
+    assert [u.workflow_task_completed_event_id for u in upserts
+            if set(u.search_attributes.indexed_fields) == ours] == [first_task]
+    assert set(upserts[-1].search_attributes.indexed_fields) == {"KleerResult"}
 
 
 def test_json_logs_carry_the_temporal_context():

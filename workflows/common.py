@@ -58,6 +58,7 @@ WAIT_FOR_RECORD = (timedelta(seconds=0.5), timedelta(seconds=30))
 
 
 async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
+    _index(ex)
     try:
         result = await _perform(spec, ex)
     except FinalFailure as failure:
@@ -87,6 +88,17 @@ async def run_action(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
         # "Failed" filter show it. The ActionResult rides along as the failure's details.
         raise ApplicationError(result.error_message, result, type=FAILED_ACTION, non_retryable=True)
     return result
+
+
+def _index(ex: ActionExecution) -> None:
+    """Set the run's search attributes (portal, action, object, callback) on its first workflow
+    task, in the same task as its first step, when the API left them off the start so that the
+    acknowledgement does not wait for the server's indexing. A run that got them at its start
+    (earlier API versions, replays) keeps those."""
+    if (ex.indexed and workflow.info().typed_search_attributes.get(PORTAL_ID) is None
+            and workflow.patched("search-attributes-in-workflow")):
+        workflow.upsert_search_attributes([pair.key.value_set(pair.value)
+                                           for pair in ex.search_attributes()])
 
 
 async def _perform(spec: ActionSpec, ex: ActionExecution) -> ActionResult:
