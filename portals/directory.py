@@ -11,7 +11,9 @@ not there. Secrets stay in this process: workflows carry a portal id only.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from pacing import RateLimit
 from settings import Settings, UnknownPortalError
 from storage.records import PortalRecord
 from storage.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,24 +67,58 @@ class PortalDirectory:
         self._tokens = tokens
         self._cache_s = cache_s
         self._cache: dict[tuple[str, int], tuple[float, Any]] = {}
+        self._refreshing: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     async def _cached(self, what: str, portal_id: int, read: Callable[[int], Awaitable[Any]],
-                      fresh: bool = False, max_age_s: float | None = None) -> Any:
-        hit = self._cache.get((what, portal_id))
-        now = time.monotonic()
-        if not fresh and hit is not None and now - hit[0] < (max_age_s or self._cache_s):
-            return hit[1]
-        value = await read(portal_id)
-        self._cache[(what, portal_id)] = (time.monotonic(), value)
+                      fresh: bool = False, max_age_s: float | None = None,
+                      stale_s: float | None = None) -> Any:
+        key = (what, portal_id)
+        hit = self._cache.get(key)
+        if not fresh and hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < (max_age_s or self._cache_s):
+                return hit[1]
+            if stale_s is not None and age < stale_s:
+                self._refresh_behind(key, read)
+                return hit[1]
+        return await self._read(key, read)
+
+    async def _read(self, key: tuple[str, int], read: Callable[[int], Awaitable[Any]]) -> Any:
+        """Read and cache, stamped with when the read began: an older read that answers later
+        (a background refresh) never replaces a newer one (a fresh read before a refusal)."""
+        began = time.monotonic()
+        value = await read(key[1])
+        hit = self._cache.get(key)
+        if hit is None or hit[0] <= began:
+            self._cache[key] = (began, value)
         return value
 
+    def _refresh_behind(self, key: tuple[str, int], read: Callable[[int], Awaitable[Any]]) -> None:
+        """One background read per key at a time; a failure is logged, and once the cached
+        answer passes `stale_s` the next caller reads (and fails) in line."""
+        if key in self._refreshing:
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._read(key, read)
+            except Exception as exc:
+                log.warning("refreshing the cached %s of portal %s failed: %s", key[0], key[1], exc)
+            finally:
+                self._refreshing.pop(key, None)
+
+        self._refreshing[key] = asyncio.get_running_loop().create_task(refresh())
+
     async def installed(self, portal_id: int, fresh: bool = False,
-                        max_age_s: float | None = None) -> PortalRecord | None:
+                        max_age_s: float | None = None,
+                        stale_s: float | None = None) -> PortalRecord | None:
         """The portal's database record (None without a database, or not installed); `fresh`
-        reads past the cache, `max_age_s` accepts only a younger cached answer."""
+        reads past the cache, `max_age_s` accepts only a younger cached answer, and `stale_s`
+        answers with an older one (up to that age) while a background read refreshes it."""
         if self._store is None:
             return None
-        return await self._cached("portal", portal_id, self._store.portal, fresh, max_age_s)
+        return await self._cached("portal", portal_id, self._store.portal, fresh, max_age_s,
+                                  stale_s)
 
     async def known(self, portal_id: int) -> bool:
         return await self.installed(portal_id) is not None or portal_id in self._settings.portals

@@ -255,3 +255,45 @@ async def test_a_burst_for_a_configured_portal_reads_the_database_at_most_once_a
             assert answer.json()["outputFields"]["hs_execution_state"] == "BLOCK"
     assert len(Temporal.started) == 40
     assert Store.reads <= 2, Store.reads  # 40 before: one per execution
+
+
+async def test_a_portal_check_past_a_second_answers_from_the_cache_while_it_refreshes():
+    """Past `max_age_s` the cached standing answers at once and one background read refreshes
+    it (the request does not wait on the database); past `stale_s` the read is in line again,
+    so a database that stopped answering is noticed."""
+    from portals.directory import PortalDirectory
+    from settings import Settings
+    from storage.db import StorageUnavailable
+
+    class Store:
+        reads = 0
+        answer: object = "first"
+        gate = asyncio.Event()
+
+        async def portal(self, portal_id: int):
+            Store.reads += 1
+            if Store.reads > 1:
+                await Store.gate.wait()
+            if isinstance(Store.answer, Exception):
+                raise Store.answer
+            return Store.answer
+
+    directory = PortalDirectory(Settings(), store=Store())  # type: ignore[arg-type]
+    ask = lambda: directory.installed(PORTAL, max_age_s=0.05, stale_s=0.5)  # noqa: E731
+    assert await ask() == "first" and Store.reads == 1
+    await asyncio.sleep(0.1)
+    Store.answer = "second"
+    # The background read is blocked on the gate: answering anyway proves it is not in line.
+    assert await asyncio.wait_for(ask(), 0.05) == "first"
+    assert await asyncio.wait_for(ask(), 0.05) == "first" and Store.reads == 2  # one refresh
+    Store.gate.set()
+    await asyncio.sleep(0.01)
+    assert await ask() == "second" and Store.reads == 2
+    Store.answer = StorageUnavailable("database down")
+    await asyncio.sleep(0.1)
+    assert await ask() == "second"  # stale: answered, refresh fails in the background
+    await asyncio.sleep(0.01)
+    assert Store.reads == 3
+    await asyncio.sleep(0.5)
+    with pytest.raises(StorageUnavailable):
+        await ask()  # past stale_s: read in line
