@@ -41,7 +41,7 @@ from typing import Any
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from bench.ack import run_ack
+from bench.ack import ACK_ROUNDS, run_ack
 from bench.calls import endpoint, items_of, tally, windowed
 from bench.http_cpu import run_cpu_bench
 from bench.noop import run_noop_baseline
@@ -98,7 +98,7 @@ class BenchConfig:
     database: str = "postgres"  # postgres | sqlite | none
     quiet_runs: int = 10  # measured runs per action and coalescing mode (after one warm-up)
     ack_rates: list[float] = field(default_factory=lambda: [25.0, 50.0, 100.0, 200.0])
-    ack_duration_s: float = 30.0  # per rate and endpoint, in 3 alternating slices (bench/ack.py)
+    ack_duration_s: float = 45.0  # per rate and endpoint, in 4 alternating slices (bench/ack.py)
     cpu_calls: int = 1000  # 0 = no CPU micro-benchmark
     cpu_concurrency: list[int] = field(default_factory=lambda: [1, 8, 32])
     cpu_rounds: int = 2
@@ -526,7 +526,7 @@ def _stack(config: BenchConfig, log_dir: Path, database_url: str | None) -> Loca
 
 def _reserve(config: BenchConfig) -> float:
     """Seconds kept for the phases after the bursts (acknowledgement ladder, CPU)."""
-    ack = len(config.ack_rates) * 3 * (config.ack_duration_s + 3 * 8)
+    ack = len(config.ack_rates) * 2 * (config.ack_duration_s + ACK_ROUNDS * 8)
     cpu = 0 if not config.cpu_calls else 20 + 4 * len(config.cpu_concurrency) * config.cpu_rounds
     return ack + cpu
 
@@ -589,8 +589,8 @@ async def run_bench(config: BenchConfig, say: Say = _stderr) -> BenchReport:
                         deadline.left(), child_activities=child, lease_activities=lease))
             if config.ack_rates:
                 say(f"acknowledgement at {', '.join(f'{r:g}' for r in config.ack_rates)}/s "
-                    f"({config.ack_duration_s:g} s each, in 3 rotating slices), ours (and ours "
-                    "without search attributes) beside the bare endpoint")
+                    f"({config.ack_duration_s:g} s each, in {ACK_ROUNDS} rotating slices), ours "
+                    "beside the bare endpoint")
                 report.ack = await run_ack(_api_env(stack, config), DEMO_CLIENT_SECRET,
                                            config.ack_rates, config.ack_duration_s, log_dir, say)
     if config.cpu_calls:

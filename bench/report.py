@@ -135,7 +135,7 @@ class Burst:
         return out
 
 
-NO_SEARCH_ATTRIBUTES = "ours-no-sa"  # ack target: our API with TEMPORAL_SEARCH_ATTRIBUTES=false
+NO_SEARCH_ATTRIBUTES = "ours-no-sa"  # in reports before the runs set their search attributes
 
 
 @dataclass
