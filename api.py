@@ -33,7 +33,7 @@ from portals.directory import PortalDirectory
 from portals.services import PortalServices, open_services
 from settings import Settings, load_settings
 from storage.db import StorageUnavailable
-from temporal_client import connect_with_retry
+from temporal_client import check_search_attributes, connect_with_retry
 from workflows import WORKFLOWS
 from workflows.models import ActionExecution, ActionResult
 from workflows.runs import outcome as run_outcome
@@ -165,6 +165,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None,
         try:
             if "client" not in state:
                 state["client"] = await connect_with_retry(settings)
+                await check_search_attributes(state["client"], settings)
             yield
         finally:
             if opened is not None:

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
     Client,
     Interceptor,
@@ -18,7 +19,7 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.converter import DataConverter, PayloadCodec
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, TLSConfig
 
 import telemetry
 from codec import EncryptionCodec, PayloadConverter, PublicText
@@ -112,6 +113,37 @@ async def connect_with_retry(settings: Settings, timeout_s: float = 300) -> Clie
     except asyncio.CancelledError:
         log.warning("stopped waiting for %s after %.0f s", where, loop.time() - started)
         raise
+
+
+class SearchAttributesMissing(RuntimeError):
+    """TEMPORAL_SEARCH_ATTRIBUTES is on and the namespace lacks some of ours."""
+
+
+async def check_search_attributes(client: Client, settings: Settings) -> None:
+    """With TEMPORAL_SEARCH_ATTRIBUTES on, the namespace must have ours, with their types. A run
+    sets them on its first workflow task, so on a namespace without them every run would start
+    and then fail that task over and over: the API refuses to start instead, naming what is
+    missing. A server that does not let us list them (no permission, a proxy) is trusted, with a
+    warning."""
+    if not settings.search_attributes:
+        return
+    from workflows.models import SEARCH_ATTRIBUTES
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace))
+    except RPCError as exc:
+        log.warning("could not list the search attributes of namespace %s (%s): assuming ours "
+                    "are registered", client.namespace, exc.message)
+        return
+    wrong = [f"{key.name} ({key.indexed_value_type.name.title()})"
+             for key in SEARCH_ATTRIBUTES
+             if listed.custom_attributes.get(key.name) != key.indexed_value_type]
+    if wrong:
+        raise SearchAttributesMissing(
+            f"namespace {client.namespace} lacks the search attributes {', '.join(wrong)}: "
+            "register them (README, \"Finding runs in the Temporal UI\") or set "
+            "TEMPORAL_SEARCH_ATTRIBUTES=false")
 
 
 class Stopped(Exception):

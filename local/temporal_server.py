@@ -64,7 +64,8 @@ class DevServer:
 
     def __init__(self, port: int | None = None, ui_port: int | None = None,
                  db_file: Path | None = None, log_file: Path | None = None,
-                 ui_codec_endpoint: str | None = None, pid_file: Path | None = None) -> None:
+                 ui_codec_endpoint: str | None = None, pid_file: Path | None = None,
+                 search_attributes: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.ui_port = ui_port  # None = headless
         self.db_file = db_file
@@ -73,6 +74,7 @@ class DevServer:
         self.ui_codec_endpoint = ui_codec_endpoint
         # Holds the child's pid while it runs, so a leftover one can be named (see `leftover`).
         self.pid_file = pid_file
+        self.search_attributes = SEARCH_ATTRIBUTES if search_attributes is None else search_attributes
         self.proc: subprocess.Popen | None = None
         # stop() waits for a start() under way in another thread (an asyncio.to_thread whose
         # awaiting task was cancelled), so a server that was still starting is stopped too.
@@ -97,7 +99,7 @@ class DevServer:
         if self.db_file:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
-        for name, kind in SEARCH_ATTRIBUTES.items():
+        for name, kind in self.search_attributes.items():
             args += ["--search-attribute", f"{name}={kind}"]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:

@@ -267,3 +267,31 @@ async def test_of_two_workers_started_at_one_moment_with_other_lease_stores_the_
     await check_one_lease_store(stack.client, stack.settings, late.started - 1)
     with pytest.raises(ConfigError, match=f"since={late.started:.3f} leases="):
         await check_one_lease_store(stack.client, stack.settings, late.started + 1)
+
+
+async def test_the_api_refuses_to_start_on_a_namespace_without_our_search_attributes(stack):
+    """A run sets its search attributes on its first workflow task: on a namespace without them
+    every run would start and then fail that task forever. The API's start-up says so instead."""
+    from api import create_app
+    from local.temporal_server import DevServer
+    from temporal_client import SearchAttributesMissing, check_search_attributes, connect
+
+    await check_search_attributes(stack.client, stack.settings)  # registered: nothing to say
+    server = DevServer(search_attributes={"KleerPortalId": "Keyword", "KleerAction": "Keyword"})
+    await asyncio.to_thread(server.start)
+    try:
+        settings = replace(stack.settings, temporal_address=server.address)
+        client = await connect(settings)
+        with pytest.raises(SearchAttributesMissing) as err:
+            await check_search_attributes(client, settings)
+        # A wrong type counts as missing; a registered one is not named.
+        assert "KleerPortalId (Int), HubSpotObjectId (Keyword), KleerResult" in str(err.value)
+        assert "KleerAction" not in str(err.value)
+        assert "TEMPORAL_SEARCH_ATTRIBUTES=false" in str(err.value)
+        await check_search_attributes(client, replace(settings, search_attributes=False))
+        app = create_app(settings)
+        with pytest.raises(SearchAttributesMissing):
+            async with app.router.lifespan_context(app):
+                pass
+    finally:
+        await asyncio.to_thread(server.stop)

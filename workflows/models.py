@@ -17,6 +17,7 @@ ACTION = SearchAttributeKey.for_keyword("KleerAction")
 OBJECT_ID = SearchAttributeKey.for_keyword("HubSpotObjectId")
 RESULT = SearchAttributeKey.for_keyword("KleerResult")
 CALLBACK_ID = SearchAttributeKey.for_keyword("HubSpotCallbackId")
+SEARCH_ATTRIBUTES = (PORTAL_ID, ACTION, OBJECT_ID, RESULT, CALLBACK_ID)
 
 
 class ActionExecution(BaseModel):
