@@ -24,6 +24,7 @@ from temporalio.service import RPCError, TLSConfig
 import telemetry
 from codec import EncryptionCodec, PayloadConverter, PublicText
 from settings import Settings
+from workflows.models import SEARCH_ATTRIBUTES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,8 +128,6 @@ async def check_search_attributes(client: Client, settings: Settings) -> None:
     warning."""
     if not settings.search_attributes:
         return
-    from workflows.models import SEARCH_ATTRIBUTES
-
     try:
         listed = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace))

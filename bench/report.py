@@ -362,8 +362,8 @@ def _ack_table(r: BenchReport) -> list[str]:
                          f"{a.cpu_s / a.sent * 1000:.2f} ms" if a.cpu_s is not None and a.sent
                          else "-"])
     return _table("Acknowledgement at fixed open-loop rates (load generator in its own process; "
-                  "ours = `kleer-hubspot api`, ours-no-sa = the same with "
-                  "TEMPORAL_SEARCH_ATTRIBUTES=false, bare = bench/bare.py)",
+                  "ours = `kleer-hubspot api`, bare = bench/bare.py; ours-no-sa, in runs before "
+                  "search-attributes-in-workflow: ours with TEMPORAL_SEARCH_ATTRIBUTES=false)",
                   ["rate", "endpoint", "sent", "p50", "p99", "429", "429 p50 / p99",
                    "Retry-After", "> 10 s", "answers", "gen. lag max", "CPU/request"], rows)
 

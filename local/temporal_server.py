@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from workflows.models import SEARCH_ATTRIBUTES as RUN_ATTRIBUTES
+
 # Dynamic config the code relies on (docker-compose.temporal.yml sets the same for a cluster):
 # activity priorities (runs under way first on the HubSpot queue; priority matching is the
 # default on current servers, set explicitly so it holds on any version) and fairness (each
@@ -20,14 +22,8 @@ from pathlib import Path
 # another's; docs.temporal.io "Priority and Fairness": self-hosted needs matching.enableFairness).
 DYNAMIC_CONFIG = {"matching.useNewMatcher": "true", "matching.enableFairness": "true"}
 
-# Custom search attributes registered at start (issue "Temporal UI visibility").
-SEARCH_ATTRIBUTES = {
-    "KleerPortalId": "Int",
-    "KleerAction": "Keyword",
-    "HubSpotObjectId": "Keyword",
-    "KleerResult": "Keyword",
-    "HubSpotCallbackId": "Keyword",
-}
+# Custom search attributes registered at start (issue "Temporal UI visibility"): name -> type.
+SEARCH_ATTRIBUTES = {key.name: key.indexed_value_type.name.title() for key in RUN_ATTRIBUTES}
 
 
 def temporal_binary() -> str:
