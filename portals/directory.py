@@ -71,15 +71,14 @@ class PortalDirectory:
 
     async def _cached(self, what: str, portal_id: int, read: Callable[[int], Awaitable[Any]],
                       fresh: bool = False, max_age_s: float | None = None,
-                      stale_s: float | None = None) -> Any:
+                      refresh_after_s: float | None = None) -> Any:
         key = (what, portal_id)
         hit = self._cache.get(key)
         if not fresh and hit is not None:
             age = time.monotonic() - hit[0]
             if age < (max_age_s or self._cache_s):
-                return hit[1]
-            if stale_s is not None and age < stale_s:
-                self._refresh_behind(key, read)
+                if refresh_after_s is not None and age >= refresh_after_s:
+                    self._refresh_ahead(key, read)
                 return hit[1]
         return await self._read(key, read)
 
@@ -93,9 +92,9 @@ class PortalDirectory:
             self._cache[key] = (began, value)
         return value
 
-    def _refresh_behind(self, key: tuple[str, int], read: Callable[[int], Awaitable[Any]]) -> None:
+    def _refresh_ahead(self, key: tuple[str, int], read: Callable[[int], Awaitable[Any]]) -> None:
         """One background read per key at a time; a failure is logged, and once the cached
-        answer passes `stale_s` the next caller reads (and fails) in line."""
+        answer is too old the next caller reads (and fails) in line."""
         if key in self._refreshing:
             return
 
@@ -111,14 +110,15 @@ class PortalDirectory:
 
     async def installed(self, portal_id: int, fresh: bool = False,
                         max_age_s: float | None = None,
-                        stale_s: float | None = None) -> PortalRecord | None:
+                        refresh_after_s: float | None = None) -> PortalRecord | None:
         """The portal's database record (None without a database, or not installed); `fresh`
-        reads past the cache, `max_age_s` accepts only a younger cached answer, and `stale_s`
-        answers with an older one (up to that age) while a background read refreshes it."""
+        reads past the cache, `max_age_s` accepts only a younger cached answer, and a cached
+        answer older than `refresh_after_s` is still used while a background read refreshes it
+        (under steady traffic the cache stays fresh and no caller waits for the database)."""
         if self._store is None:
             return None
         return await self._cached("portal", portal_id, self._store.portal, fresh, max_age_s,
-                                  stale_s)
+                                  refresh_after_s)
 
     async def known(self, portal_id: int) -> bool:
         return await self.installed(portal_id) is not None or portal_id in self._settings.portals

@@ -257,10 +257,10 @@ async def test_a_burst_for_a_configured_portal_reads_the_database_at_most_once_a
     assert Store.reads <= 2, Store.reads  # 40 before: one per execution
 
 
-async def test_a_portal_check_past_a_second_answers_from_the_cache_while_it_refreshes():
-    """Past `max_age_s` the cached standing answers at once and one background read refreshes
-    it (the request does not wait on the database); past `stale_s` the read is in line again,
-    so a database that stopped answering is noticed."""
+async def test_a_portal_check_refreshes_its_cached_answer_ahead_of_its_expiry():
+    """Past `refresh_after_s` the cached standing still answers at once while one background read
+    refreshes it (under steady traffic no request waits on the database); past `max_age_s` the
+    read is in line again, so a disconnect or a database that stopped answering is noticed."""
     from portals.directory import PortalDirectory
     from settings import Settings
     from storage.db import StorageUnavailable
@@ -279,8 +279,9 @@ async def test_a_portal_check_past_a_second_answers_from_the_cache_while_it_refr
             return Store.answer
 
     directory = PortalDirectory(Settings(), store=Store())  # type: ignore[arg-type]
-    ask = lambda: directory.installed(PORTAL, max_age_s=0.05, stale_s=0.5)  # noqa: E731
+    ask = lambda: directory.installed(PORTAL, max_age_s=0.5, refresh_after_s=0.05)  # noqa: E731
     assert await ask() == "first" and Store.reads == 1
+    assert await ask() == "first" and Store.reads == 1  # young: no read at all
     await asyncio.sleep(0.1)
     Store.answer = "second"
     # The background read is blocked on the gate: answering anyway proves it is not in line.
@@ -291,9 +292,9 @@ async def test_a_portal_check_past_a_second_answers_from_the_cache_while_it_refr
     assert await ask() == "second" and Store.reads == 2
     Store.answer = StorageUnavailable("database down")
     await asyncio.sleep(0.1)
-    assert await ask() == "second"  # stale: answered, refresh fails in the background
+    assert await ask() == "second"  # still young enough: the refresh fails in the background
     await asyncio.sleep(0.01)
     assert Store.reads == 3
     await asyncio.sleep(0.5)
     with pytest.raises(StorageUnavailable):
-        await ask()  # past stale_s: read in line
+        await ask()  # past max_age_s: read in line
